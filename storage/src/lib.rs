@@ -1,0 +1,1 @@
+//! weir-storage: the per-shard append log and the checkpoint store.
