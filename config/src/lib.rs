@@ -1,1 +1,71 @@
-//! weir-config
+//! weir-config: the TOML configuration of weir — its types, defaults and validation.
+//!
+//! It reads a document, rejects unknown keys, fills in defaults and checks every value,
+//! so the rest of weir only ever sees a [`Config`] that makes sense. It does no I/O
+//! beyond reading the file, and knows nothing of how the engine runs.
+//!
+//! Every error names the file, the key path and the problem:
+//!
+//! ```
+//! let text = r#"
+//! [[pipelines]]
+//! id = "clicks"
+//! source = { type = "generator", total = 10 }
+//! window = { type = "tumbling", size_ms = 0 }
+//! sinks = [{ type = "console" }]
+//! "#;
+//! let err = weir_config::from_str(text, "weir.toml").unwrap_err();
+//! assert_eq!(err.to_string(), "weir.toml: pipelines[0].window.size_ms: must be > 0 (got 0)");
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod model;
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Result};
+pub use model::*;
+
+use error::{Problem, line_column};
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: impl AsRef<Path>) -> Result<Config> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    from_str(&text, path)
+}
+
+/// Validates a config document; `file` names it in errors.
+pub fn from_str(text: &str, file: impl AsRef<Path>) -> Result<Config> {
+    let file: PathBuf = file.as_ref().to_path_buf();
+    let syntax = |e: toml::de::Error, file: PathBuf| {
+        let (line, column) = e
+            .span()
+            .map_or((1, 1), |span| line_column(text, span.start));
+        Error::Syntax {
+            file,
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| syntax(e, file.clone()))?;
+    let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().trim().to_owned();
+        if key == "." {
+            syntax(inner, file.clone())
+        } else {
+            Problem::new(key, message).in_file(file.clone())
+        }
+    })?;
+    validate::validate(raw).map_err(|p| p.in_file(file))
+}

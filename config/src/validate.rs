@@ -1,0 +1,567 @@
+//! Turns the document as written into a [`Config`], or the first precise [`Problem`].
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::error::Problem;
+use crate::model::*;
+use crate::raw::*;
+
+type Checked<T> = std::result::Result<T, Problem>;
+
+fn positive(key: &str, value: i64) -> Checked<u64> {
+    if value > 0 {
+        Ok(value as u64)
+    } else {
+        Err(Problem::new(key, format!("must be > 0 (got {value})")))
+    }
+}
+
+fn non_negative(key: &str, value: i64) -> Checked<u64> {
+    u64::try_from(value).map_err(|_| Problem::new(key, format!("must be >= 0 (got {value})")))
+}
+
+fn seconds_to_ms(key: &str, seconds: f64) -> Checked<u64> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(Problem::new(
+            key,
+            format!("must be a number >= 0 (got {seconds})"),
+        ));
+    }
+    if seconds > 1e9 {
+        return Err(Problem::new(key, "is too large"));
+    }
+    Ok((seconds * 1000.0).round() as u64)
+}
+
+fn not_allowed(key: String, kind: &str) -> Problem {
+    Problem::new(key, format!("is not an option of a {kind}"))
+}
+
+/// Validates a whole document.
+pub(crate) fn validate(raw: RawConfig) -> Checked<Config> {
+    if raw.app_name.trim().is_empty() {
+        return Err(Problem::new("app_name", "must not be empty"));
+    }
+    if raw.data_dir.is_empty() {
+        return Err(Problem::new("data_dir", "must not be empty"));
+    }
+    let runtime = runtime(&raw.runtime)?;
+    let processing = processing(&raw.processing)?;
+    let watermarks = Watermarks {
+        delay_ms: seconds_to_ms("watermarks.delay_seconds", raw.watermarks.delay_seconds)?,
+        idle_timeout_ms: seconds_to_ms(
+            "watermarks.idle_timeout_seconds",
+            raw.watermarks.idle_timeout_seconds,
+        )?,
+        max_idle_lag_ms: raw
+            .watermarks
+            .max_idle_lag_seconds
+            .map(|s| seconds_to_ms("watermarks.max_idle_lag_seconds", s))
+            .transpose()?,
+    };
+    let storage = storage(&raw.storage)?;
+    let admin = admin(&raw.admin)?;
+    if raw.pipelines.is_empty() {
+        return Err(Problem::new(
+            "pipelines",
+            "at least one [[pipelines]] entry is needed",
+        ));
+    }
+    let mut ids = HashSet::new();
+    let mut pipelines = Vec::with_capacity(raw.pipelines.len());
+    for (i, p) in raw.pipelines.into_iter().enumerate() {
+        let at = format!("pipelines[{i}]");
+        let pipeline = pipeline(&at, p, &watermarks)?;
+        if !ids.insert(pipeline.id.clone()) {
+            return Err(Problem::new(
+                format!("{at}.id"),
+                format!("duplicate pipeline id {:?}", pipeline.id),
+            ));
+        }
+        pipelines.push(pipeline);
+    }
+    let mut binds = HashSet::new();
+    for (i, p) in pipelines.iter().enumerate() {
+        if let Source::Tcp(tcp) = &p.source {
+            if !binds.insert(tcp.bind.clone()) {
+                return Err(Problem::new(
+                    format!("pipelines[{i}].source.bind"),
+                    format!("{} is already bound by another pipeline", tcp.bind),
+                ));
+            }
+        }
+    }
+    Ok(Config {
+        app_name: raw.app_name,
+        data_dir: PathBuf::from(raw.data_dir),
+        debug: raw.debug,
+        runtime,
+        processing,
+        watermarks,
+        storage,
+        admin,
+        pipelines,
+    })
+}
+
+fn core_id(key: &str, value: i64) -> Checked<usize> {
+    usize::try_from(value)
+        .ok()
+        .filter(|&c| c < 4096)
+        .ok_or_else(|| Problem::new(key, format!("{value} is not a CPU core number")))
+}
+
+fn runtime(raw: &RawRuntime) -> Checked<Runtime> {
+    let cores = match &raw.cores {
+        None => None,
+        Some(list) => {
+            if list.is_empty() {
+                return Err(Problem::new("runtime.cores", "must list at least one core"));
+            }
+            let mut seen = HashSet::new();
+            let mut cores = Vec::with_capacity(list.len());
+            for (i, &c) in list.iter().enumerate() {
+                let core = core_id(&format!("runtime.cores[{i}]"), c)?;
+                if !seen.insert(core) {
+                    return Err(Problem::new(
+                        format!("runtime.cores[{i}]"),
+                        format!("core {core} is listed twice: one shard per core"),
+                    ));
+                }
+                cores.push(core);
+            }
+            Some(cores)
+        }
+    };
+    let admin_core = raw
+        .admin_core
+        .map(|c| core_id("runtime.admin_core", c))
+        .transpose()?;
+    Ok(Runtime { cores, admin_core })
+}
+
+fn processing(raw: &RawProcessing) -> Checked<Processing> {
+    let parallelism = positive("processing.parallelism", raw.parallelism)?;
+    if parallelism > 1024 {
+        return Err(Problem::new(
+            "processing.parallelism",
+            "must be at most 1024",
+        ));
+    }
+    let key_groups = positive("processing.key_groups", raw.key_groups)?;
+    if key_groups > 1 << 20 {
+        return Err(Problem::new(
+            "processing.key_groups",
+            "must be at most 1048576",
+        ));
+    }
+    if key_groups < parallelism {
+        return Err(Problem::new(
+            "processing.key_groups",
+            "must be at least processing.parallelism",
+        ));
+    }
+    let batch_size = positive("processing.batch_size", raw.batch_size)? as usize;
+    let queue_size = positive("processing.queue_size", raw.queue_size)? as usize;
+    if queue_size < batch_size {
+        return Err(Problem::new(
+            "processing.queue_size",
+            format!("must be at least processing.batch_size ({batch_size})"),
+        ));
+    }
+    Ok(Processing {
+        parallelism: parallelism as usize,
+        queue_size,
+        batch_size,
+        checkpoint_interval_secs: seconds_to_ms(
+            "processing.checkpoint_interval",
+            raw.checkpoint_interval,
+        )? as f64
+            / 1000.0,
+        key_groups: key_groups as u32,
+        batch_linger_ms: non_negative("processing.batch_linger_ms", raw.batch_linger_ms)?,
+    })
+}
+
+fn storage(raw: &RawStorage) -> Checked<Storage> {
+    let segment_bytes = positive("storage.segment_bytes", raw.segment_bytes)?;
+    if segment_bytes < 64 * 1024 {
+        return Err(Problem::new(
+            "storage.segment_bytes",
+            "must be at least 65536",
+        ));
+    }
+    let fsync = match raw.fsync.as_str() {
+        "never" => Fsync::Never,
+        "group" => Fsync::Group,
+        "always" => Fsync::Always,
+        other => {
+            return Err(Problem::new(
+                "storage.fsync",
+                format!("must be \"never\", \"group\" or \"always\" (got {other:?})"),
+            ));
+        }
+    };
+    Ok(Storage {
+        segment_bytes,
+        fsync,
+        retain_checkpoints: positive("storage.retain_checkpoints", raw.retain_checkpoints)?
+            as usize,
+    })
+}
+
+fn address(key: &str, value: &str) -> Checked<String> {
+    value
+        .parse::<std::net::SocketAddr>()
+        .map(|_| value.to_owned())
+        .map_err(|_| Problem::new(key, format!("{value:?} is not an IP:PORT address")))
+}
+
+fn admin(raw: &RawAdmin) -> Checked<Admin> {
+    Ok(Admin {
+        enabled: raw.enabled,
+        http: address("admin.http", &raw.http)?,
+        metrics: address("admin.metrics", &raw.metrics)?,
+        token: (!raw.token.is_empty()).then(|| raw.token.clone()),
+    })
+}
+
+fn pipeline(at: &str, raw: RawPipeline, defaults: &Watermarks) -> Checked<Pipeline> {
+    let id = raw.id;
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(Problem::new(
+            format!("{at}.id"),
+            "must be 1 to 64 characters of letters, digits, '_', '-' or '.'",
+        ));
+    }
+    let source = source(&format!("{at}.source"), &raw.source)?;
+    let event = event(&format!("{at}.event"), raw.event.unwrap_or_default())?;
+    let window = window(&format!("{at}.window"), &raw.window)?;
+    if raw.aggregates.is_empty() {
+        return Err(Problem::new(
+            format!("{at}.aggregates"),
+            "must name at least one aggregate",
+        ));
+    }
+    let mut aggregates = Vec::with_capacity(raw.aggregates.len());
+    for (i, name) in raw.aggregates.iter().enumerate() {
+        let agg = Aggregate::parse(name).ok_or_else(|| {
+            Problem::new(
+                format!("{at}.aggregates[{i}]"),
+                format!(
+                    "unknown aggregate {name:?} (expected count, sum, min, max, avg, p50, p90, p95, p99 or p999)"
+                ),
+            )
+        })?;
+        if aggregates.contains(&agg) {
+            return Err(Problem::new(
+                format!("{at}.aggregates[{i}]"),
+                format!("{name:?} is listed twice"),
+            ));
+        }
+        aggregates.push(agg);
+    }
+    if raw.sinks.is_empty() {
+        return Err(Problem::new(
+            format!("{at}.sinks"),
+            "must list at least one sink",
+        ));
+    }
+    let sinks = raw
+        .sinks
+        .iter()
+        .enumerate()
+        .map(|(i, s)| sink(&format!("{at}.sinks[{i}]"), s))
+        .collect::<Checked<Vec<_>>>()?;
+    let late_sink = raw
+        .late_sink
+        .as_ref()
+        .map(|s| sink(&format!("{at}.late_sink"), s))
+        .transpose()?;
+    let mut watermark = defaults.clone();
+    if let Some(w) = &raw.watermark {
+        if let Some(d) = w.delay_ms {
+            watermark.delay_ms = non_negative(&format!("{at}.watermark.delay_ms"), d)?;
+        }
+        if let Some(t) = w.idle_timeout_ms {
+            watermark.idle_timeout_ms =
+                non_negative(&format!("{at}.watermark.idle_timeout_ms"), t)?;
+        }
+        if let Some(l) = w.max_idle_lag_ms {
+            watermark.max_idle_lag_ms =
+                Some(non_negative(&format!("{at}.watermark.max_idle_lag_ms"), l)?);
+        }
+    }
+    let percentile_precision = match raw.percentile_precision {
+        None => 3,
+        Some(p @ 1..=5) => p as u8,
+        Some(p) => {
+            return Err(Problem::new(
+                format!("{at}.percentile_precision"),
+                format!("must be 1 to 5 significant digits (got {p})"),
+            ));
+        }
+    };
+    Ok(Pipeline {
+        id,
+        source,
+        event,
+        window,
+        aggregates,
+        sinks,
+        late_sink,
+        watermark,
+        percentile_precision,
+    })
+}
+
+fn event(at: &str, raw: RawEvent) -> Checked<EventFields> {
+    for (name, value) in [
+        ("key", &raw.key),
+        ("time", &raw.time),
+        ("value", &raw.value),
+    ] {
+        if value.is_empty() || value.split('.').any(str::is_empty) {
+            return Err(Problem::new(
+                format!("{at}.{name}"),
+                format!("{value:?} is not a field name or dotted path"),
+            ));
+        }
+    }
+    Ok(EventFields {
+        key: raw.key,
+        time: if raw.time == "processing" {
+            TimeField::Processing
+        } else {
+            TimeField::Field(raw.time)
+        },
+        value: raw.value,
+    })
+}
+
+fn window(at: &str, raw: &RawWindow) -> Checked<Window> {
+    let allowed_lateness_ms = non_negative(
+        &format!("{at}.allowed_lateness_ms"),
+        raw.allowed_lateness_ms,
+    )?;
+    let required = |name: &str, v: Option<i64>| -> Checked<u64> {
+        let key = format!("{at}.{name}");
+        match v {
+            None => Err(Problem::new(
+                key,
+                format!("is required for a {} window", raw.kind),
+            )),
+            Some(v) => positive(&key, v),
+        }
+    };
+    let forbid = |name: &str, v: Option<i64>| -> Checked<()> {
+        match v {
+            Some(_) => Err(not_allowed(
+                format!("{at}.{name}"),
+                &format!("{} window", raw.kind),
+            )),
+            None => Ok(()),
+        }
+    };
+    let kind = match raw.kind.as_str() {
+        "tumbling" => {
+            forbid("slide_ms", raw.slide_ms)?;
+            forbid("gap_ms", raw.gap_ms)?;
+            WindowKind::Tumbling {
+                size_ms: required("size_ms", raw.size_ms)?,
+            }
+        }
+        "sliding" => {
+            forbid("gap_ms", raw.gap_ms)?;
+            let size_ms = required("size_ms", raw.size_ms)?;
+            let slide_ms = required("slide_ms", raw.slide_ms)?;
+            if slide_ms > size_ms {
+                return Err(Problem::new(
+                    format!("{at}.slide_ms"),
+                    format!("must be <= size_ms ({size_ms})"),
+                ));
+            }
+            if size_ms % slide_ms != 0 {
+                return Err(Problem::new(
+                    format!("{at}.slide_ms"),
+                    format!("must divide size_ms ({size_ms})"),
+                ));
+            }
+            WindowKind::Sliding { size_ms, slide_ms }
+        }
+        "session" => {
+            forbid("size_ms", raw.size_ms)?;
+            forbid("slide_ms", raw.slide_ms)?;
+            WindowKind::Session {
+                gap_ms: required("gap_ms", raw.gap_ms)?,
+            }
+        }
+        other => {
+            return Err(Problem::new(
+                format!("{at}.type"),
+                format!("unknown window type {other:?} (expected tumbling, sliding or session)"),
+            ));
+        }
+    };
+    Ok(Window {
+        kind,
+        allowed_lateness_ms,
+    })
+}
+
+fn source(at: &str, raw: &RawSource) -> Checked<Source> {
+    let kind = raw.kind.as_str();
+    let generator_keys = [
+        ("keys", raw.keys.is_some()),
+        ("rate", raw.rate.is_some()),
+        ("total", raw.total.is_some()),
+        ("disorder_ms", raw.disorder_ms.is_some()),
+        ("partitions", raw.partitions.is_some()),
+        ("seed", raw.seed.is_some()),
+        ("start_ms", raw.start_ms.is_some()),
+        ("step_ms", raw.step_ms.is_some()),
+    ];
+    let file_keys = [
+        ("path", raw.path.is_some()),
+        ("format", raw.format.is_some()),
+        ("follow", raw.follow.is_some()),
+    ];
+    let tcp_keys = [
+        ("bind", raw.bind.is_some()),
+        ("max_line_bytes", raw.max_line_bytes.is_some()),
+        ("max_connections", raw.max_connections.is_some()),
+    ];
+    let forbid = |groups: &[&[(&str, bool)]]| -> Checked<()> {
+        for group in groups {
+            if let Some((name, _)) = group.iter().find(|(_, set)| *set) {
+                return Err(not_allowed(
+                    format!("{at}.{name}"),
+                    &format!("{kind} source"),
+                ));
+            }
+        }
+        Ok(())
+    };
+    match kind {
+        "generator" => {
+            forbid(&[&file_keys, &tcp_keys])?;
+            let rate = raw.rate.unwrap_or(0.0);
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(Problem::new(format!("{at}.rate"), "must be a number >= 0"));
+            }
+            let partitions = positive(&format!("{at}.partitions"), raw.partitions.unwrap_or(1))?;
+            if partitions > 65_536 {
+                return Err(Problem::new(
+                    format!("{at}.partitions"),
+                    "must be at most 65536",
+                ));
+            }
+            Ok(Source::Generator(GeneratorSource {
+                keys: positive(&format!("{at}.keys"), raw.keys.unwrap_or(1000))?,
+                rate,
+                total: non_negative(&format!("{at}.total"), raw.total.unwrap_or(0))?,
+                disorder_ms: non_negative(
+                    &format!("{at}.disorder_ms"),
+                    raw.disorder_ms.unwrap_or(0),
+                )?,
+                partitions: partitions as u32,
+                seed: raw.seed.unwrap_or(42) as u64,
+                start_ms: raw.start_ms,
+                step_ms: non_negative(&format!("{at}.step_ms"), raw.step_ms.unwrap_or(1))?,
+            }))
+        }
+        "file" => {
+            forbid(&[&generator_keys, &tcp_keys])?;
+            let path = raw.path.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
+                Problem::new(format!("{at}.path"), "is required for a file source")
+            })?;
+            let format = match raw.format.as_deref() {
+                None | Some("jsonl") | Some("json") => FileFormat::Jsonl,
+                Some("csv") => FileFormat::Csv,
+                Some(other) => {
+                    return Err(Problem::new(
+                        format!("{at}.format"),
+                        format!("must be \"jsonl\" or \"csv\" (got {other:?})"),
+                    ));
+                }
+            };
+            Ok(Source::File(FileSource {
+                path,
+                format,
+                follow: raw.follow.unwrap_or(false),
+            }))
+        }
+        "tcp" => {
+            forbid(&[&generator_keys, &file_keys])?;
+            let bind = raw.bind.as_deref().ok_or_else(|| {
+                Problem::new(format!("{at}.bind"), "is required for a tcp source")
+            })?;
+            Ok(Source::Tcp(TcpSource {
+                bind: address(&format!("{at}.bind"), bind)?,
+                max_line_bytes: positive(
+                    &format!("{at}.max_line_bytes"),
+                    raw.max_line_bytes.unwrap_or(1 << 20),
+                )? as usize,
+                max_connections: positive(
+                    &format!("{at}.max_connections"),
+                    raw.max_connections.unwrap_or(1024),
+                )? as usize,
+            }))
+        }
+        other => Err(Problem::new(
+            format!("{at}.type"),
+            format!("unknown source type {other:?} (expected generator, file or tcp)"),
+        )),
+    }
+}
+
+fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
+    let kind = raw.kind.as_str();
+    let forbid_all = || -> Checked<()> {
+        for (name, set) in [
+            ("path", raw.path.is_some()),
+            ("delivery", raw.delivery.is_some()),
+            ("delay_ms", raw.delay_ms.is_some()),
+        ] {
+            if set {
+                return Err(not_allowed(format!("{at}.{name}"), &format!("{kind} sink")));
+            }
+        }
+        Ok(())
+    };
+    match kind {
+        "console" => forbid_all().map(|()| Sink::Console),
+        "blackhole" => forbid_all().map(|()| Sink::Blackhole),
+        "file" => {
+            let path =
+                raw.path.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
+                    Problem::new(format!("{at}.path"), "is required for a file sink")
+                })?;
+            let delivery = match raw.delivery.as_deref() {
+                None | Some("exactly_once") => Delivery::ExactlyOnce,
+                Some("at_least_once") => Delivery::AtLeastOnce,
+                Some(other) => {
+                    return Err(Problem::new(
+                        format!("{at}.delivery"),
+                        format!("must be \"exactly_once\" or \"at_least_once\" (got {other:?})"),
+                    ));
+                }
+            };
+            Ok(Sink::File {
+                path,
+                delivery,
+                delay_ms: non_negative(&format!("{at}.delay_ms"), raw.delay_ms.unwrap_or(0))?,
+            })
+        }
+        other => Err(Problem::new(
+            format!("{at}.type"),
+            format!("unknown sink type {other:?} (expected console, file or blackhole)"),
+        )),
+    }
+}

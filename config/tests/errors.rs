@@ -1,0 +1,180 @@
+//! Every bad config gets one message naming the file, the key and the problem.
+
+const BASE: &str = r#"
+[[pipelines]]
+id = "clicks"
+source = { type = "generator", total = 10 }
+window = { type = "tumbling", size_ms = 1000 }
+sinks = [{ type = "console" }]
+"#;
+
+fn error_of(text: &str) -> String {
+    match weir_config::from_str(text, "w.toml") {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_minimal_config_gets_every_default() -> weir_config::Result<()> {
+    let c = weir_config::from_str(BASE, "w.toml")?;
+    assert_eq!(c.nr_shards(), 2);
+    assert_eq!(c.processing.queue_size, 10_000);
+    assert_eq!(c.processing.key_groups, 4096);
+    assert_eq!(c.watermarks.delay_ms, 2000);
+    assert_eq!(c.storage.fsync, weir_config::Fsync::Group);
+    assert_eq!(
+        c.pipelines[0].aggregates,
+        vec![weir_config::Aggregate::Count]
+    );
+    assert_eq!(c.pipelines[0].watermark.idle_timeout_ms, 10_000);
+    Ok(())
+}
+
+#[test]
+fn the_shipped_default_config_is_valid() -> weir_config::Result<()> {
+    let c = weir_config::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/weir.toml"))?;
+    assert!(!c.pipelines.is_empty());
+    Ok(())
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_path() {
+    let e = error_of(&BASE.replace("total = 10", "total = 10, colour = 3"));
+    assert!(e.starts_with("w.toml: pipelines[0].source"), "{e}");
+    assert!(e.contains("colour"), "{e}");
+    let e = error_of(&format!("[processing]\nparalelism = 3\n{BASE}"));
+    assert!(e.starts_with("w.toml: processing"), "{e}");
+    assert!(e.contains("paralelism"), "{e}");
+}
+
+#[test]
+fn zero_window_size_names_the_key() {
+    assert_eq!(
+        error_of(&BASE.replace("size_ms = 1000", "size_ms = 0")),
+        "w.toml: pipelines[0].window.size_ms: must be > 0 (got 0)"
+    );
+}
+
+#[test]
+fn slide_must_divide_size() {
+    let e = error_of(&BASE.replace(
+        r#"type = "tumbling", size_ms = 1000"#,
+        r#"type = "sliding", size_ms = 1000, slide_ms = 300"#,
+    ));
+    assert_eq!(
+        e,
+        "w.toml: pipelines[0].window.slide_ms: must divide size_ms (1000)"
+    );
+    let e = error_of(&BASE.replace(
+        r#"type = "tumbling", size_ms = 1000"#,
+        r#"type = "sliding", size_ms = 1000, slide_ms = 2000"#,
+    ));
+    assert_eq!(
+        e,
+        "w.toml: pipelines[0].window.slide_ms: must be <= size_ms (1000)"
+    );
+}
+
+#[test]
+fn session_needs_a_gap_and_takes_no_size() {
+    let e = error_of(&BASE.replace(r#"type = "tumbling""#, r#"type = "session""#));
+    assert_eq!(
+        e,
+        "w.toml: pipelines[0].window.size_ms: is not an option of a session window"
+    );
+    let e = error_of(&BASE.replace(
+        r#"type = "tumbling", size_ms = 1000"#,
+        r#"type = "session""#,
+    ));
+    assert_eq!(
+        e,
+        "w.toml: pipelines[0].window.gap_ms: is required for a session window"
+    );
+}
+
+#[test]
+fn duplicate_pipeline_ids_are_rejected() {
+    let e = error_of(&format!("{BASE}{BASE}"));
+    assert_eq!(
+        e,
+        "w.toml: pipelines[1].id: duplicate pipeline id \"clicks\""
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let e = error_of(&BASE.replace("total = 10", "total = \"ten\""));
+    assert!(e.starts_with("w.toml: pipelines[0].source.total: "), "{e}");
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let e = error_of("app_name = \n");
+    assert!(e.starts_with("w.toml: line 1, column"), "{e}");
+}
+
+#[test]
+fn bad_values_are_explained() {
+    for (from, to, expected) in [
+        (
+            "total = 10",
+            "total = -1",
+            "pipelines[0].source.total: must be >= 0 (got -1)",
+        ),
+        (
+            r#"type = "console""#,
+            r#"type = "kafka""#,
+            "pipelines[0].sinks[0].type: unknown sink type \"kafka\"",
+        ),
+        (
+            r#"type = "generator""#,
+            r#"type = "file""#,
+            "pipelines[0].source.total: is not an option of a file source",
+        ),
+        (
+            "[[pipelines]]",
+            "[storage]\nfsync = \"sometimes\"\n[[pipelines]]",
+            "storage.fsync: must be",
+        ),
+        (
+            "[[pipelines]]",
+            "[runtime]\ncores = [0, 0]\n[[pipelines]]",
+            "runtime.cores[1]: core 0 is listed twice",
+        ),
+        (
+            "[[pipelines]]",
+            "[admin]\nhttp = \"localhost\"\n[[pipelines]]",
+            "admin.http: \"localhost\" is not an IP:PORT address",
+        ),
+        (
+            "sinks = [{ type = \"console\" }]",
+            "sinks = [{ type = \"console\" }]\naggregates = [\"p42\"]",
+            "pipelines[0].aggregates[0]: unknown aggregate \"p42\"",
+        ),
+    ] {
+        let e = error_of(&BASE.replace(from, to));
+        assert!(
+            e.starts_with(&format!("w.toml: {expected}")),
+            "{e}\nexpected: {expected}"
+        );
+    }
+}
+
+#[test]
+fn a_config_without_pipelines_is_rejected() {
+    assert_eq!(
+        error_of("app_name = \"x\"\n"),
+        "w.toml: pipelines: at least one [[pipelines]] entry is needed"
+    );
+}
+
+#[test]
+fn pipeline_watermark_overrides_the_default() -> weir_config::Result<()> {
+    let text = format!("{BASE}watermark = {{ delay_ms = 200, max_idle_lag_ms = 1000 }}\n");
+    let c = weir_config::from_str(&text, "w.toml")?;
+    assert_eq!(c.pipelines[0].watermark.delay_ms, 200);
+    assert_eq!(c.pipelines[0].watermark.max_idle_lag_ms, Some(1000));
+    assert_eq!(c.pipelines[0].watermark.idle_timeout_ms, 10_000);
+    Ok(())
+}
