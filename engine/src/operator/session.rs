@@ -1,0 +1,273 @@
+//! Session windows: per key, `[first ts, last ts + gap)`, merged as events bridge them.
+//!
+//! An event at `ts` opens the window `[ts, ts + gap)`; every session of its key that this
+//! window intersects or touches merges with it (Flink's rule: `a.start <= b.end &&
+//! b.start <= a.end`), so an event at most `gap` after the previous one of its key joins
+//! that session. Each key keeps its sessions ordered by start in a small vector.
+//!
+//! Timers are lazy: a key is registered once at the earliest time it needs attention
+//! (a session to fire, or to delete after lateness). When that time comes the key's
+//! sessions are checked, and the key is registered again for its next time. Extending a
+//! session therefore costs no timer work.
+//!
+//! Revisions: a merged session inherits the highest revision emitted by any of its parts;
+//! its next emission is that + 1 (or 0 if no part was emitted). A late event emits at once
+//! with `late: true`; a session that a late event pushes past the watermark is emitted when
+//! the watermark reaches its new end.
+
+use std::collections::BTreeMap;
+
+use hashbrown::HashTable;
+
+use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
+use crate::aggregate::{Accumulator, AggSpec};
+use crate::event::Event;
+use crate::key::Key;
+use crate::time::Watermark;
+
+#[derive(Debug, Clone)]
+struct Session {
+    start: i64,
+    end: i64,
+    acc: Accumulator,
+    /// The last revision emitted, if any.
+    emitted: Option<u32>,
+    /// Holds events not yet in an emitted result.
+    dirty: bool,
+}
+
+#[derive(Debug)]
+struct KeySessions {
+    key: Key,
+    /// Ordered by start; never overlapping or touching.
+    sessions: Vec<Session>,
+    /// When this key is registered in the timer queue (`i64::MAX` if not).
+    timer: i64,
+}
+
+/// The session window operator.
+#[derive(Debug)]
+pub struct SessionOperator {
+    gap: i64,
+    lateness: i64,
+    spec: AggSpec,
+    keys: HashTable<KeySessions>,
+    timers: BTreeMap<i64, Vec<Key>>,
+    watermark: i64,
+}
+
+impl SessionOperator {
+    /// Sessions closed by `gap_ms` of inactivity (> 0), kept `lateness_ms` after firing.
+    pub fn new(gap_ms: u64, lateness_ms: u64, spec: AggSpec) -> Self {
+        Self {
+            gap: i64::try_from(gap_ms.max(1)).unwrap_or(i64::MAX),
+            lateness: i64::try_from(lateness_ms).unwrap_or(i64::MAX),
+            spec,
+            keys: HashTable::new(),
+            timers: BTreeMap::new(),
+            watermark: i64::MIN,
+        }
+    }
+
+    /// The current watermark.
+    pub fn watermark(&self) -> Watermark {
+        Watermark(self.watermark)
+    }
+
+    /// Applies one event.
+    pub fn process(&mut self, event: &Event, out: &mut Output) -> Verdict {
+        let ts = event.time.0;
+        let key = &event.key;
+        let wm = self.watermark;
+        let mut start = ts;
+        let mut end = ts.saturating_add(self.gap);
+        let lateness = self.lateness;
+        let ks = match self
+            .keys
+            .entry(key.hash(), |k| k.key == *key, |k| k.key.hash())
+        {
+            hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                if wm != i64::MIN && end.saturating_add(lateness) <= wm {
+                    out.late.push(LateEvent {
+                        event: event.clone(),
+                        late_by_ms: wm.saturating_sub(ts),
+                    });
+                    return Verdict::Dropped;
+                }
+                v.insert(KeySessions {
+                    key: key.clone(),
+                    sessions: Vec::with_capacity(1),
+                    timer: i64::MAX,
+                })
+                .into_mut()
+            }
+        };
+        // Sessions intersecting or touching [start, end): a contiguous run.
+        let first = ks.sessions.partition_point(|s| s.end < start);
+        let mut last = first;
+        while last < ks.sessions.len() && ks.sessions[last].start <= end {
+            last += 1;
+        }
+        if first == last && wm != i64::MIN && end.saturating_add(lateness) <= wm {
+            out.late.push(LateEvent {
+                event: event.clone(),
+                late_by_ms: wm.saturating_sub(ts),
+            });
+            if ks.sessions.is_empty() {
+                self.keys
+                    .find_entry(key.hash(), |k| k.key == *key)
+                    .map(|e| e.remove())
+                    .ok();
+            }
+            return Verdict::Dropped;
+        }
+        let mut acc = Accumulator::new();
+        acc.add(event.value, &self.spec);
+        let mut emitted: Option<u32> = None;
+        for s in ks.sessions.drain(first..last) {
+            start = start.min(s.start);
+            end = end.max(s.end);
+            acc.merge(&s.acc, &self.spec);
+            emitted = emitted.max(s.emitted);
+        }
+        let mut session = Session {
+            start,
+            end,
+            acc,
+            emitted,
+            dirty: true,
+        };
+        let verdict = if end <= wm {
+            // Behind the watermark but within lateness: emit at once.
+            let revision = emitted.map_or(0, |r| r + 1);
+            out.results.push(WindowResult::new(
+                key,
+                start,
+                end,
+                &session.acc,
+                &self.spec,
+                revision,
+                true,
+            ));
+            session.emitted = Some(revision);
+            session.dirty = false;
+            Verdict::Late
+        } else {
+            Verdict::OnTime
+        };
+        let due = if session.dirty {
+            end
+        } else {
+            end.saturating_add(lateness)
+        };
+        ks.sessions.insert(first, session);
+        if due < ks.timer {
+            ks.timer = due;
+            self.timers.entry(due).or_default().push(key.clone());
+        }
+        verdict
+    }
+
+    /// Advances the watermark: fires sessions whose end it reached, deletes expired ones.
+    pub fn advance_watermark(&mut self, watermark: Watermark, out: &mut Output) {
+        let wm = watermark.0;
+        if wm <= self.watermark {
+            return;
+        }
+        self.watermark = wm;
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() > wm {
+                break;
+            }
+            let (at, keys) = entry.remove_entry();
+            for key in keys {
+                self.check_key(&key, at, wm, out);
+            }
+        }
+    }
+
+    fn check_key(&mut self, key: &Key, at: i64, wm: i64, out: &mut Output) {
+        let Ok(mut entry) = self.keys.find_entry(key.hash(), |k| k.key == *key) else {
+            return;
+        };
+        let ks = entry.get_mut();
+        if ks.timer != at {
+            // A stale registration: the key is registered at another time too.
+            return;
+        }
+        let lateness = self.lateness;
+        let mut next = i64::MAX;
+        ks.sessions.retain_mut(|s| {
+            if s.dirty && s.end <= wm {
+                let revision = s.emitted.map_or(0, |r| r + 1);
+                out.results.push(WindowResult::new(
+                    key, s.start, s.end, &s.acc, &self.spec, revision, false,
+                ));
+                s.emitted = Some(revision);
+                s.dirty = false;
+            }
+            let expires = s.end.saturating_add(lateness);
+            if expires <= wm {
+                return false;
+            }
+            next = next.min(if s.dirty { s.end } else { expires });
+            true
+        });
+        if ks.sessions.is_empty() {
+            entry.remove();
+            return;
+        }
+        ks.timer = next;
+        self.timers.entry(next).or_default().push(key.clone());
+    }
+
+    /// State sizes.
+    pub fn stats(&self) -> StateStats {
+        let mut windows = 0;
+        let mut bytes = self.keys.allocation_size();
+        for ks in self.keys.iter() {
+            windows += ks.sessions.len();
+            bytes += ks.sessions.capacity() * std::mem::size_of::<Session>();
+            bytes += ks
+                .sessions
+                .iter()
+                .map(|s| s.acc.heap_bytes())
+                .sum::<usize>();
+        }
+        StateStats {
+            keys: self.keys.len(),
+            windows,
+            bytes,
+        }
+    }
+
+    /// The open sessions of selected keys.
+    pub fn open_windows(
+        &self,
+        select: &mut dyn FnMut(&Key) -> bool,
+        limit: usize,
+    ) -> Vec<OpenWindow> {
+        let mut found = Vec::new();
+        for ks in self.keys.iter() {
+            if !select(&ks.key) {
+                continue;
+            }
+            for s in &ks.sessions {
+                if found.len() >= limit {
+                    return found;
+                }
+                found.push(OpenWindow {
+                    key: ks.key.clone(),
+                    start: s.start,
+                    end: s.end,
+                    count: s.acc.count,
+                    sum: s.acc.sum,
+                    min: s.acc.min,
+                    max: s.acc.max,
+                });
+            }
+        }
+        found
+    }
+}

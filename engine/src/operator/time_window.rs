@@ -1,0 +1,374 @@
+//! Tumbling and sliding windows, kept as panes.
+//!
+//! A pane is `[p, p + slide)` with `p` a multiple of `slide`; a window `[e - size, e)` is
+//! the `size / slide` panes before its end. An event updates exactly one pane (one hash
+//! probe with the key's precomputed hash), so a sliding window costs what a tumbling one
+//! does on the update path; panes are combined only when a window fires. A tumbling
+//! window is the case `slide == size`: one pane per window, emitted without combining.
+//!
+//! Panes live in a vector sorted by start. Events arrive near the newest pane, so the
+//! lookup checks the last two panes before falling back to a binary search. Hash tables of
+//! expired panes are kept for reuse, so a steady stream allocates no new table per window.
+
+use hashbrown::HashTable;
+
+use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
+use crate::aggregate::{Accumulator, AggSpec};
+use crate::event::Event;
+use crate::key::Key;
+use crate::time::Watermark;
+
+#[derive(Debug)]
+struct Entry {
+    key: Key,
+    acc: Accumulator,
+}
+
+#[derive(Debug)]
+struct Pane {
+    start: i64,
+    table: HashTable<Entry>,
+}
+
+#[derive(Debug)]
+struct Revision {
+    key: Key,
+    revision: u32,
+}
+
+/// The operator for tumbling (`slide == size`) and sliding windows.
+#[derive(Debug)]
+pub struct TimeWindowOperator {
+    size: i64,
+    slide: i64,
+    lateness: i64,
+    spec: AggSpec,
+    panes: Vec<Pane>,
+    watermark: i64,
+    /// Per window end, the last revision emitted per key, recorded only once a window was
+    /// re-emitted because of a late event (the common path never touches it).
+    revisions: std::collections::BTreeMap<i64, HashTable<Revision>>,
+    scratch: HashTable<Entry>,
+    spare: Vec<HashTable<Entry>>,
+}
+
+fn to_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+impl TimeWindowOperator {
+    /// Windows of `size_ms` starting every `slide_ms` (which divides `size_ms`; both > 0),
+    /// keeping fired state `lateness_ms` longer.
+    pub fn new(size_ms: u64, slide_ms: u64, lateness_ms: u64, spec: AggSpec) -> Self {
+        let size = to_i64(size_ms.max(1));
+        let mut slide = to_i64(slide_ms.clamp(1, size_ms.max(1)));
+        if size % slide != 0 {
+            // Validation guarantees divisibility; fall back to tumbling rather than misfire.
+            slide = size;
+        }
+        Self {
+            size,
+            slide,
+            lateness: to_i64(lateness_ms),
+            spec,
+            panes: Vec::new(),
+            watermark: i64::MIN,
+            revisions: std::collections::BTreeMap::new(),
+            scratch: HashTable::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// The current watermark.
+    pub fn watermark(&self) -> Watermark {
+        Watermark(self.watermark)
+    }
+
+    #[inline]
+    fn pane_start(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.slide) * self.slide
+    }
+
+    /// Index of the pane starting at `start`, made if absent.
+    #[inline]
+    fn pane_index(&mut self, start: i64) -> usize {
+        let n = self.panes.len();
+        if n > 0 && self.panes[n - 1].start == start {
+            return n - 1;
+        }
+        if n > 1 && self.panes[n - 2].start == start {
+            return n - 2;
+        }
+        match self.panes.binary_search_by_key(&start, |p| p.start) {
+            Ok(i) => i,
+            Err(i) => {
+                let capacity = self.panes.last().map_or(0, |p| p.table.len());
+                let table = match self.spare.pop() {
+                    Some(t) => t,
+                    None => HashTable::with_capacity(capacity),
+                };
+                self.panes.insert(i, Pane { start, table });
+                i
+            }
+        }
+    }
+
+    /// Panes in `[from, to)` as an index range.
+    fn pane_range(&self, from: i64, to: i64) -> std::ops::Range<usize> {
+        let lo = self.panes.partition_point(|p| p.start < from);
+        let hi = self.panes.partition_point(|p| p.start < to);
+        lo..hi
+    }
+
+    /// Applies one event.
+    #[inline]
+    pub fn process(&mut self, event: &Event, out: &mut Output) -> Verdict {
+        let ts = event.time.0;
+        let pane = self.pane_start(ts);
+        let first_end = pane.saturating_add(self.slide);
+        let last_end = pane.saturating_add(self.size);
+        if self.watermark != i64::MIN && last_end.saturating_add(self.lateness) <= self.watermark {
+            out.late.push(LateEvent {
+                event: event.clone(),
+                late_by_ms: self.watermark.saturating_sub(ts),
+            });
+            return Verdict::Dropped;
+        }
+        if first_end > self.watermark {
+            self.update(pane, &event.key, event.value);
+            return Verdict::OnTime;
+        }
+        self.process_late(pane, event, out);
+        Verdict::Late
+    }
+
+    #[inline]
+    fn update(&mut self, pane: i64, key: &Key, value: f64) {
+        let i = self.pane_index(pane);
+        let spec = &self.spec;
+        let table = &mut self.panes[i].table;
+        match table.entry(key.hash(), |e| e.key == *key, |e| e.key.hash()) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().acc.add(value, spec),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let mut acc = Accumulator::new();
+                acc.add(value, spec);
+                v.insert(Entry {
+                    key: key.clone(),
+                    acc,
+                });
+            }
+        }
+    }
+
+    /// An event whose pane belongs to at least one fired, unexpired window.
+    #[cold]
+    fn process_late(&mut self, pane: i64, event: &Event, out: &mut Output) {
+        let key = &event.key;
+        let wm = self.watermark;
+        // Fired windows of this pane that are still within lateness, with their revisions.
+        let mut refire: Vec<(i64, u32)> = Vec::new();
+        let mut end = pane + self.slide;
+        while end <= pane + self.size && end <= wm {
+            if end.saturating_add(self.lateness) > wm {
+                let revision = match self
+                    .revisions
+                    .get(&end)
+                    .and_then(|t| t.find(key.hash(), |r| r.key == *key))
+                {
+                    Some(r) => r.revision + 1,
+                    None => {
+                        let range = self.pane_range(end - self.size, end);
+                        let emitted = self.panes[range]
+                            .iter()
+                            .any(|p| p.table.find(key.hash(), |e| e.key == *key).is_some());
+                        u32::from(emitted)
+                    }
+                };
+                refire.push((end, revision));
+            }
+            end += self.slide;
+        }
+        self.update(pane, key, event.value);
+        for (end, revision) in refire {
+            let mut acc = Accumulator::new();
+            let range = self.pane_range(end - self.size, end);
+            for p in &self.panes[range] {
+                if let Some(e) = p.table.find(key.hash(), |e| e.key == *key) {
+                    acc.merge(&e.acc, &self.spec);
+                }
+            }
+            out.results.push(WindowResult::new(
+                key,
+                end - self.size,
+                end,
+                &acc,
+                &self.spec,
+                revision,
+                true,
+            ));
+            let table = self.revisions.entry(end).or_default();
+            match table.find_mut(key.hash(), |r| r.key == *key) {
+                Some(r) => r.revision = revision,
+                None => {
+                    table.insert_unique(
+                        key.hash(),
+                        Revision {
+                            key: key.clone(),
+                            revision,
+                        },
+                        |r| r.key.hash(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Advances the watermark: fires every window whose end it reached, then deletes
+    /// panes and revision records past allowed lateness.
+    pub fn advance_watermark(&mut self, watermark: Watermark, out: &mut Output) {
+        let new = watermark.0;
+        let old = self.watermark;
+        if new <= old {
+            return;
+        }
+        self.watermark = new;
+        // Window ends are multiples of `slide`; fire each end in (old, new] that some
+        // pane contributes to, in increasing order, each once.
+        let mut next = self.first_end_after(old);
+        let size = self.size;
+        let mut i = self
+            .panes
+            .partition_point(|p| p.start.saturating_add(size) <= old);
+        while i < self.panes.len() {
+            let p = self.panes[i].start;
+            let mut end = (p + self.slide).max(next);
+            let last = (p + self.size).min(new);
+            while end <= last {
+                if end > old {
+                    self.fire(end, out);
+                }
+                end += self.slide;
+            }
+            next = next.max(end);
+            i += 1;
+        }
+        self.expire(new);
+    }
+
+    /// The smallest window end (a multiple of `slide`) above `old`.
+    fn first_end_after(&self, old: i64) -> i64 {
+        if old == i64::MIN {
+            return i64::MIN;
+        }
+        let slide = i128::from(self.slide);
+        let end = (i128::from(old).div_euclid(slide) + 1) * slide;
+        i64::try_from(end).unwrap_or(i64::MAX)
+    }
+
+    fn fire(&mut self, end: i64, out: &mut Output) {
+        let start = end - self.size;
+        let range = self.pane_range(start, end);
+        if self.size == self.slide {
+            if let Some(pane) = self.panes[range].first() {
+                for e in pane.table.iter() {
+                    out.results.push(WindowResult::new(
+                        &e.key, start, end, &e.acc, &self.spec, 0, false,
+                    ));
+                }
+            }
+            return;
+        }
+        let spec = &self.spec;
+        let scratch = &mut self.scratch;
+        for pane in &self.panes[range] {
+            for e in pane.table.iter() {
+                let key = &e.key;
+                match scratch.entry(key.hash(), |s| s.key == *key, |s| s.key.hash()) {
+                    hashbrown::hash_table::Entry::Occupied(mut o) => {
+                        o.get_mut().acc.merge(&e.acc, spec)
+                    }
+                    hashbrown::hash_table::Entry::Vacant(v) => {
+                        v.insert(Entry {
+                            key: key.clone(),
+                            acc: e.acc.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for e in scratch.drain() {
+            out.results.push(WindowResult::new(
+                &e.key, start, end, &e.acc, spec, 0, false,
+            ));
+        }
+    }
+
+    fn expire(&mut self, wm: i64) {
+        let size = self.size;
+        let lateness = self.lateness;
+        let expired = self
+            .panes
+            .partition_point(|p| p.start.saturating_add(size).saturating_add(lateness) <= wm);
+        for mut pane in self.panes.drain(..expired) {
+            if self.spare.len() < 4 {
+                pane.table.clear();
+                self.spare.push(pane.table);
+            }
+        }
+        while let Some(entry) = self.revisions.first_entry() {
+            if entry.key().saturating_add(lateness) <= wm {
+                entry.remove();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// State sizes.
+    pub fn stats(&self) -> StateStats {
+        let mut keys = hashbrown::HashSet::new();
+        let mut windows = 0;
+        let mut bytes = 0;
+        for pane in &self.panes {
+            windows += pane.table.len();
+            bytes += pane.table.allocation_size();
+            for e in pane.table.iter() {
+                keys.insert(e.key.hash());
+                bytes += e.acc.heap_bytes();
+            }
+        }
+        StateStats {
+            keys: keys.len(),
+            windows,
+            bytes,
+        }
+    }
+
+    /// The open panes of selected keys (a tumbling window is its one pane).
+    pub fn open_windows(
+        &self,
+        select: &mut dyn FnMut(&Key) -> bool,
+        limit: usize,
+    ) -> Vec<OpenWindow> {
+        let mut found = Vec::new();
+        for pane in &self.panes {
+            for e in pane.table.iter() {
+                if found.len() >= limit {
+                    return found;
+                }
+                if select(&e.key) {
+                    found.push(OpenWindow {
+                        key: e.key.clone(),
+                        start: pane.start,
+                        end: pane.start + self.slide,
+                        count: e.acc.count,
+                        sum: e.acc.sum,
+                        min: e.acc.min,
+                        max: e.acc.max,
+                    });
+                }
+            }
+        }
+        found
+    }
+}

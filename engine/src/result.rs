@@ -1,0 +1,181 @@
+//! Results as JSON lines (SPEC.md §5), written without an intermediate tree.
+//!
+//! Integers go through itoa and floats through ryu (shortest round-trip form), straight
+//! into the caller's buffer, so emitting a result costs no allocation.
+
+use weir_config::Aggregate;
+
+use crate::aggregate::AggSpec;
+use crate::operator::{LateEvent, WindowResult};
+
+/// Encodes results of one pipeline.
+#[derive(Debug, Clone)]
+pub struct ResultEncoder {
+    /// `{"pipeline":"<id>","key":` with the id escaped once.
+    prefix: Vec<u8>,
+    pipeline_json: Vec<u8>,
+    spec: AggSpec,
+}
+
+impl ResultEncoder {
+    /// An encoder for a pipeline's results.
+    pub fn new(pipeline: &str, spec: AggSpec) -> Self {
+        let mut pipeline_json = Vec::new();
+        write_json_str(&mut pipeline_json, pipeline);
+        let mut prefix = b"{\"pipeline\":".to_vec();
+        prefix.extend_from_slice(&pipeline_json);
+        prefix.extend_from_slice(b",\"key\":");
+        Self {
+            prefix,
+            pipeline_json,
+            spec,
+        }
+    }
+
+    /// Appends one result as a JSON line (with `\n`).
+    pub fn encode(&self, r: &WindowResult, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.prefix);
+        write_json_str(out, r.key.as_str());
+        out.extend_from_slice(b",\"window_start\":");
+        write_i64(out, r.start);
+        out.extend_from_slice(b",\"window_end\":");
+        write_i64(out, r.end);
+        let mut q = 0;
+        for agg in self.spec.aggregates() {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(agg.name().as_bytes());
+            out.extend_from_slice(b"\":");
+            match agg {
+                Aggregate::Count => write_u64(out, r.count),
+                Aggregate::Sum => write_f64(out, r.sum),
+                Aggregate::Min => write_f64(out, r.min),
+                Aggregate::Max => write_f64(out, r.max),
+                Aggregate::Avg => write_f64(out, r.avg()),
+                Aggregate::Percentile(_) => {
+                    write_f64(out, r.percentiles.get(q).copied().unwrap_or(f64::NAN));
+                    q += 1;
+                }
+            }
+        }
+        out.extend_from_slice(b",\"revision\":");
+        write_u64(out, u64::from(r.revision));
+        out.extend_from_slice(if r.late {
+            b",\"late\":true}\n"
+        } else {
+            b",\"late\":false}\n"
+        });
+    }
+
+    /// Appends a dropped late event as a JSON line for the late side output.
+    pub fn encode_late(&self, late: &LateEvent, out: &mut Vec<u8>) {
+        let e = &late.event;
+        out.extend_from_slice(b"{\"pipeline\":");
+        out.extend_from_slice(&self.pipeline_json);
+        out.extend_from_slice(b",\"key\":");
+        write_json_str(out, e.key.as_str());
+        out.extend_from_slice(b",\"ts\":");
+        write_i64(out, e.time.0);
+        out.extend_from_slice(b",\"value\":");
+        write_f64(out, e.value);
+        out.extend_from_slice(b",\"source\":");
+        write_u64(out, u64::from(e.id.source.0));
+        out.extend_from_slice(b",\"partition\":");
+        write_u64(out, u64::from(e.id.partition.0));
+        out.extend_from_slice(b",\"offset\":");
+        write_u64(out, e.id.offset.0);
+        out.extend_from_slice(b",\"reason\":\"window_expired\",\"late_by_ms\":");
+        write_i64(out, late.late_by_ms);
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+fn write_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn write_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// A float as JSON: shortest round-trip form; non-finite values (which valid input
+/// cannot produce) become `null` so the line stays valid JSON.
+pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// A string as a JSON string literal.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::Accumulator;
+    use crate::key::Key;
+
+    #[test]
+    fn results_are_the_json_of_the_spec() {
+        let spec = AggSpec::new(
+            &[
+                Aggregate::Count,
+                Aggregate::Sum,
+                Aggregate::Min,
+                Aggregate::Max,
+                Aggregate::Avg,
+                Aggregate::Percentile(500),
+            ],
+            3,
+        );
+        let mut acc = Accumulator::new();
+        for v in [1.0, 40.0, 2.5] {
+            acc.add(v, &spec);
+        }
+        let r = WindowResult::new(&Key::new("u\"42"), 0, 60_000, &acc, &spec, 0, false);
+        let mut out = Vec::new();
+        ResultEncoder::new("clicks", spec).encode(&r, &mut out);
+        let line = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(
+            line,
+            "{\"pipeline\":\"clicks\",\"key\":\"u\\\"42\",\"window_start\":0,\"window_end\":60000,\
+             \"count\":3,\"sum\":43.5,\"min\":1.0,\"max\":40.0,\"avg\":14.5,\"p50\":2.5,\
+             \"revision\":0,\"late\":false}\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut out = Vec::new();
+        write_json_str(&mut out, "a\u{1}b\n");
+        assert_eq!(out, b"\"a\\u0001b\\n\"");
+    }
+}
