@@ -2,7 +2,7 @@
 //! sharing no code with the engine's operators: it keeps every accepted event in plain
 //! vectors and recomputes aggregates from scratch at each emission.
 
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use weir_config::{Window, WindowKind};
 
