@@ -1,0 +1,176 @@
+//! `Segment`: one fixed-size, memory-mapped segment file.
+//!
+//! A segment is named by its base offset, zero-padded to 20 digits
+//! (`00000000000000065536.seg`), and spans `[base, base + file length)` of the
+//! log's offsets. The next segment's base is this one's end, so the names alone
+//! say whether a segment is missing.
+//!
+//! A new segment is made under a temporary name (`<name>.tmp`), allocated to
+//! full size with `fallocate` (so that a write into the mapping can never hit
+//! a full disk and raise SIGBUS), given its header, synced, renamed into place
+//! and its folder synced; only then is it mapped. A crash part-way leaves a
+//! `.tmp` file that the next open deletes, never a half-made segment.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FallocateFlags, fallocate};
+
+use super::frame::SEGMENT_HEADER;
+use super::mapping::Mapping;
+use super::offset::LogOffset;
+use crate::error::{Error, Result};
+use crate::fsutil::sync_dir;
+
+/// Extension of segment files.
+pub(crate) const SEGMENT_EXT: &str = "seg";
+/// Extension of a segment being made.
+pub(crate) const TMP_EXT: &str = "tmp";
+
+/// A mapped segment file.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base: LogOffset,
+    path: PathBuf,
+    map: Mapping,
+}
+
+impl Segment {
+    /// The file name of the segment starting at `base`.
+    pub(crate) fn file_name(base: LogOffset) -> String {
+        format!("{:020}.{SEGMENT_EXT}", base.get())
+    }
+
+    /// The base offset a segment file name stands for, if it is one.
+    pub(crate) fn parse_file_name(name: &str) -> Option<LogOffset> {
+        let digits = name.strip_suffix(".seg")?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(LogOffset::new)
+    }
+
+    /// Makes, maps and pre-faults a new segment of `len` bytes at `base`.
+    /// With `sync`, the file and its folder entry are durable before it is used.
+    pub(crate) fn create(dir: &Path, base: LogOffset, len: u64, sync: bool) -> Result<Segment> {
+        let path = dir.join(Segment::file_name(base));
+        let tmp = path.with_extension(format!("{SEGMENT_EXT}.{TMP_EXT}"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(Error::io("create", &tmp))?;
+        allocate(&file, len).map_err(Error::io("allocate", &tmp))?;
+        file.write_all_at(&SEGMENT_HEADER, 0)
+            .map_err(Error::io("write", &tmp))?;
+        if sync {
+            file.sync_all().map_err(Error::io("fsync", &tmp))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+        if sync {
+            sync_dir(dir)?;
+        }
+        let len = usize::try_from(len).map_err(|_| Error::SegmentLength {
+            path: path.clone(),
+            len,
+        })?;
+        let mut map = Mapping::map(&file, len, true).map_err(Error::io("mmap", &path))?;
+        map.prefault_writable(0);
+        Ok(Segment { base, path, map })
+    }
+
+    /// Maps an existing segment file of `len` bytes (already validated).
+    pub(crate) fn open(path: PathBuf, base: LogOffset, len: u64) -> Result<Segment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("open", &path))?;
+        let len = usize::try_from(len).map_err(|_| Error::SegmentLength {
+            path: path.clone(),
+            len,
+        })?;
+        let map = Mapping::map(&file, len, false).map_err(Error::io("mmap", &path))?;
+        Ok(Segment { base, path, map })
+    }
+
+    /// First offset of the segment (its header).
+    pub(crate) fn base(&self) -> LogOffset {
+        self.base
+    }
+
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// One past the last offset: the next segment's base.
+    pub(crate) fn end(&self) -> LogOffset {
+        self.base.add(self.len() as u64)
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The mapping.
+    pub(crate) fn map(&self) -> &Mapping {
+        &self.map
+    }
+
+    /// The mapping, for writing.
+    pub(crate) fn map_mut(&mut self) -> &mut Mapping {
+        &mut self.map
+    }
+
+    /// The bytes of the segment.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.map.bytes()
+    }
+
+    /// Position of `offset` within this segment, if it falls in it.
+    pub(crate) fn position(&self, offset: LogOffset) -> Option<usize> {
+        if offset < self.base || offset >= self.end() {
+            return None;
+        }
+        usize::try_from(offset.get() - self.base.get()).ok()
+    }
+
+    /// The offset of position `pos`.
+    pub(crate) fn offset_at(&self, pos: usize) -> LogOffset {
+        self.base.add(pos as u64)
+    }
+}
+
+/// Gives `file` `len` bytes of real blocks. Falls back to a sparse `set_len`
+/// on file systems without `fallocate` (tmpfs has it; some overlays do not).
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+            tracing::debug!("fallocate unsupported ({e}); segment file will be sparse");
+            file.set_len(len)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip() {
+        let base = LogOffset::new(65536);
+        let name = Segment::file_name(base);
+        assert_eq!(name, "00000000000000065536.seg");
+        assert_eq!(Segment::parse_file_name(&name), Some(base));
+        assert_eq!(Segment::parse_file_name("65536.seg"), None);
+        assert_eq!(Segment::parse_file_name("0000000000000006553x.seg"), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! `Log`: opening a log and appending to it.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::frame::{self, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::lock::DirLock;
+use super::offset::LogOffset;
+use super::options::LogOptions;
+use super::prepare::Prepared;
+use super::recovery::{self, RecoveryReport};
+use super::segment::Segment;
+use super::sync::Poison;
+use crate::error::{Error, Result};
+use crate::fsutil::sync_dir;
+
+/// A memory-mapped append log in one folder. See the [module docs](super) for
+/// the format and the durability contract.
+///
+/// A `Log` belongs to one thread (a shard); it is `Send` so that it can be
+/// created elsewhere and moved there. Reading borrows it, appending borrows it
+/// mutably, and the borrow checker keeps the two apart.
+#[derive(Debug)]
+pub struct Log {
+    pub(super) dir: PathBuf,
+    pub(super) options: LogOptions,
+    /// Full segments, oldest first.
+    pub(super) sealed: VecDeque<Segment>,
+    /// The segment appends go to.
+    pub(super) active: Segment,
+    /// Where in `active` the next frame goes. Everything from here to the end
+    /// of `active` is zero.
+    pub(super) write_pos: usize,
+    /// Everything before this offset is on disk (unused with `Never`).
+    pub(super) durable: LogOffset,
+    /// Shared with sync jobs, which set it when a sync fails.
+    pub(super) poison: Arc<Poison>,
+    /// The next segment, being made on a helper thread.
+    prepared: Option<Prepared>,
+    _lock: DirLock,
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating the folder if needed and recovering it
+    /// if it holds segments (see the [`recovery`](super#recovery) section).
+    ///
+    /// This blocks (file creation, recovery, syncs): call it at start-up or on
+    /// a blocking thread, not from inside a shard's event loop.
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(Log, RecoveryReport)> {
+        let dir = dir.as_ref();
+        options.validate()?;
+        let existed = dir.is_dir();
+        std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
+        if !existed && options.fsync.syncs() {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        let lock = DirLock::acquire(dir)?;
+        let recovered = recovery::recover(dir, &options)?;
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            options,
+            sealed: recovered.sealed,
+            active: recovered.active,
+            write_pos: recovered.write_pos,
+            durable: recovered.report.valid_end,
+            poison: Arc::new(Poison::default()),
+            prepared: None,
+            _lock: lock,
+        };
+        log.prepare_next();
+        Ok((log, recovered.report))
+    }
+
+    /// Appends a record and returns its offset. The payload is copied into the
+    /// mapping; nothing is synced (see [`sync_job`](Log::sync_job)).
+    pub fn append(&mut self, payload: &[u8]) -> Result<LogOffset> {
+        self.append_with(payload.len(), |buf| buf.copy_from_slice(payload))
+    }
+
+    /// Appends a record of `len` bytes that `fill` writes in place: `fill` gets
+    /// the record's bytes in the mapping (16-byte aligned, zeroed) and must
+    /// fill them. This is how a caller serialises without an extra copy.
+    pub fn append_with<F>(&mut self, len: usize, fill: F) -> Result<LogOffset>
+    where
+        F: FnOnce(&mut [u8]),
+    {
+        self.check_poison()?;
+        let max = self.max_record_len();
+        if len > max {
+            return Err(Error::RecordTooLarge { len, max });
+        }
+        let frame_len = frame::frame_len(len);
+        if self.write_pos + frame_len > self.active.len() {
+            self.roll()?;
+        }
+        let pos = self.write_pos;
+        let bytes = self.active.map_mut().bytes_mut();
+        let (head, rest) = bytes[pos..pos + FRAME_HEADER_LEN + len].split_at_mut(FRAME_HEADER_LEN);
+        fill(rest);
+        // The header goes last: until it is written, a reader or recovery sees
+        // the end marker here, not a half-filled record.
+        head.copy_from_slice(&frame::header(rest));
+        self.write_pos = pos + frame_len;
+        Ok(self.active.offset_at(pos))
+    }
+
+    /// The largest payload [`append`](Log::append) accepts.
+    #[must_use]
+    pub fn max_record_len(&self) -> usize {
+        usize::try_from(self.options.segment_bytes).map_or(0, frame::max_payload)
+    }
+
+    /// Where the next record goes: every record appended so far lies below it,
+    /// and `read_from(end_offset())` yields nothing.
+    #[must_use]
+    pub fn end_offset(&self) -> LogOffset {
+        self.active.offset_at(self.write_pos)
+    }
+
+    /// The first offset still held (the base of the oldest segment).
+    #[must_use]
+    pub fn start_offset(&self) -> LogOffset {
+        self.sealed.front().unwrap_or(&self.active).base()
+    }
+
+    /// The folder of the log.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options the log was opened with.
+    #[must_use]
+    pub fn options(&self) -> &LogOptions {
+        &self.options
+    }
+
+    /// Number of segment files.
+    #[must_use]
+    pub fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// Bytes of segment files on disk (segments are allocated at full size).
+    #[must_use]
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments().map(|s| s.len() as u64).sum()
+    }
+
+    /// Deletes every segment that lies wholly below `offset` and returns how
+    /// many were deleted. The active segment is never deleted. Call it with
+    /// the oldest offset any retained checkpoint still needs.
+    ///
+    /// This unlinks files and (unless the policy is `never`) syncs the folder:
+    /// run it off the shard's event loop when segments are large.
+    pub fn truncate_before(&mut self, offset: LogOffset) -> Result<usize> {
+        self.check_poison()?;
+        let mut deleted = 0;
+        while let Some(oldest) = self.sealed.front() {
+            if oldest.end() > offset {
+                break;
+            }
+            let path = oldest.path().to_path_buf();
+            std::fs::remove_file(&path).map_err(Error::io("delete", &path))?;
+            self.sealed.pop_front();
+            deleted += 1;
+        }
+        if deleted > 0 && self.options.fsync.syncs() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Segments in offset order, the active one last.
+    pub(super) fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed.iter().chain(std::iter::once(&self.active))
+    }
+
+    /// The segment at `index` in offset order.
+    pub(super) fn segment(&self, index: usize) -> Option<&Segment> {
+        match index.cmp(&self.sealed.len()) {
+            std::cmp::Ordering::Less => self.sealed.get(index),
+            std::cmp::Ordering::Equal => Some(&self.active),
+            std::cmp::Ordering::Greater => None,
+        }
+    }
+
+    /// The written bytes of the segment at `index`: the whole segment if it is
+    /// sealed, up to the write position if it is the active one.
+    pub(super) fn written(&self, index: usize) -> Option<(&Segment, &[u8])> {
+        let segment = self.segment(index)?;
+        let bytes = segment.bytes();
+        if index == self.sealed.len() {
+            Some((segment, &bytes[..self.write_pos]))
+        } else {
+            Some((segment, bytes))
+        }
+    }
+
+    /// Fails if a sync failed.
+    pub(super) fn check_poison(&self) -> Result<()> {
+        if self.poison.is_poisoned() {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Moves to a new segment: the prepared one if it is ready, else one made
+    /// here and now.
+    fn roll(&mut self) -> Result<()> {
+        let base = self.active.end();
+        let next = match self.prepared.take() {
+            Some(prepared) if prepared.base() == base => prepared.wait()?,
+            stale => {
+                if let Some(stale) = stale {
+                    // Cannot happen (segments only grow at the end), but a
+                    // wrong segment must never be used.
+                    drop(stale.wait());
+                }
+                Segment::create(
+                    &self.dir,
+                    base,
+                    self.options.segment_bytes,
+                    self.options.fsync.syncs(),
+                )?
+            }
+        };
+        let full = std::mem::replace(&mut self.active, next);
+        self.sealed.push_back(full);
+        self.write_pos = SEGMENT_HEADER_LEN;
+        self.prepare_next();
+        Ok(())
+    }
+
+    /// Starts preparing the segment after the active one, if enabled.
+    fn prepare_next(&mut self) {
+        if !self.options.prepare_ahead || self.prepared.is_some() {
+            return;
+        }
+        match Prepared::spawn(
+            self.dir.clone(),
+            self.active.end(),
+            self.options.segment_bytes,
+            self.options.fsync.syncs(),
+        ) {
+            Ok(prepared) => self.prepared = Some(prepared),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prepare the next segment ahead; will make it at rollover");
+            }
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // The helper thread must not outlive the log: it would race a reopen
+        // of the same folder. What it made is an empty segment, which the next
+        // open deletes.
+        if let Some(prepared) = self.prepared.take() {
+            if let Err(e) = prepared.wait() {
+                tracing::debug!(error = %e, "preparing the next segment failed at close");
+            }
+        }
+    }
+}
