@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod plan;
+mod run;
 
 /// weir: a thread-per-core, shared-nothing stream processor.
 #[derive(Debug, Parser)]
@@ -17,6 +19,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the engine.
+    Run {
+        /// The config file.
+        #[arg(long, default_value = "config/weir.toml")]
+        config: PathBuf,
+    },
+    /// In-process throughput benchmark: generator → pipeline → blackhole.
+    Bench {
+        /// Shards.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// Distinct keys.
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        /// Events to process.
+        #[arg(long, default_value_t = 20_000_000)]
+        events: u64,
+        /// Window kind.
+        #[arg(long, value_enum, default_value = "tumbling")]
+        window: bench::BenchWindow,
+    },
     /// Validate a config and print the resolved plan (exit 2 if invalid).
     Check {
         /// The config file.
@@ -25,9 +48,50 @@ enum Command {
     },
 }
 
+fn init_tracing(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("weir: {e:#}");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config } => {
+            let config = match weir_config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing(config.debug);
+            match run::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Bench {
+            shards,
+            keys,
+            events,
+            window,
+        } => {
+            init_tracing(false);
+            match bench::bench(shards, keys, events, window) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Check { config } => match weir_config::load(&config) {
             Ok(c) => {
                 print!("{}", plan::render(&c));

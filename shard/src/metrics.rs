@@ -1,0 +1,123 @@
+//! Per-shard counters, published lock-free for the admin thread.
+//!
+//! Each shard owns one [`ShardCounters`] and one [`PipelineCounters`] per pipeline, each
+//! padded to its own cache lines so that two shards never write the same line. Shards
+//! update them with relaxed atomic adds (a counter needs no ordering with anything else);
+//! the admin thread sums them over shards when it is scraped. Anything structured
+//! (histograms, partition watermarks, state) is asked of the shard over its control
+//! channel instead.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+use weir_engine::InvalidReason;
+
+/// Counters of one shard.
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    /// Events applied to window operators on this shard.
+    pub events: AtomicU64,
+    /// Events waiting in this shard's inboxes (approximate).
+    pub queue_depth: AtomicU64,
+    /// Nanoseconds spent doing work.
+    pub busy_ns: AtomicU64,
+    /// Nanoseconds spent with nothing to do.
+    pub idle_ns: AtomicU64,
+    /// Nanoseconds spent unable to send because a downstream queue was full.
+    pub backpressured_ns: AtomicU64,
+    /// Bytes in this shard's append log.
+    pub log_bytes: AtomicU64,
+    /// Wall-clock ms of the shard loop's last turn (stall detection).
+    pub heartbeat_ms: AtomicU64,
+    /// Whether one of this shard's sinks has its circuit open.
+    pub sink_circuit_open: AtomicBool,
+    /// Whether the shard loop has ended.
+    pub stopped: AtomicBool,
+}
+
+/// Counters of one pipeline on one shard.
+#[derive(Debug)]
+pub struct PipelineCounters {
+    /// Events applied to the window operator.
+    pub processed: AtomicU64,
+    /// Events read by this shard's sources (before routing).
+    pub ingested: AtomicU64,
+    /// Events that updated an already-fired window.
+    pub late: AtomicU64,
+    /// Events dropped past allowed lateness.
+    pub dropped_late: AtomicU64,
+    /// Bad lines, by reason (index of [`InvalidReason::ALL`]).
+    pub invalid: [AtomicU64; InvalidReason::ALL.len()],
+    /// Events skipped as already applied.
+    pub deduplicated: AtomicU64,
+    /// Results emitted.
+    pub results: AtomicU64,
+    /// Open (key, window) states.
+    pub active_windows: AtomicU64,
+    /// The operator's watermark (i64::MIN before any).
+    pub watermark: AtomicI64,
+}
+
+impl Default for PipelineCounters {
+    fn default() -> Self {
+        Self {
+            processed: AtomicU64::new(0),
+            ingested: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            dropped_late: AtomicU64::new(0),
+            invalid: Default::default(),
+            deduplicated: AtomicU64::new(0),
+            results: AtomicU64::new(0),
+            active_windows: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl PipelineCounters {
+    /// Counts a bad line.
+    pub fn count_invalid(&self, reason: InvalidReason) {
+        if let Some(i) = InvalidReason::ALL.iter().position(|&r| r == reason) {
+            self.invalid[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Bad lines of all reasons.
+    pub fn invalid_total(&self) -> u64 {
+        self.invalid.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// All counters of the runtime: one padded block per shard, and per (pipeline, shard).
+#[derive(Debug)]
+pub struct Counters {
+    /// Indexed by shard.
+    pub shards: Vec<CachePadded<ShardCounters>>,
+    /// Indexed by pipeline, then shard.
+    pub pipelines: Vec<Vec<CachePadded<PipelineCounters>>>,
+}
+
+impl Counters {
+    /// Zeroed counters for `shards` shards and `pipelines` pipelines.
+    pub fn new(shards: usize, pipelines: usize) -> Self {
+        Self {
+            shards: (0..shards).map(|_| CachePadded::default()).collect(),
+            pipelines: (0..pipelines)
+                .map(|_| (0..shards).map(|_| CachePadded::default()).collect())
+                .collect(),
+        }
+    }
+
+    /// Sum of one counter of a pipeline over shards.
+    pub fn pipeline_sum(&self, pipeline: usize, f: impl Fn(&PipelineCounters) -> u64) -> u64 {
+        self.pipelines
+            .get(pipeline)
+            .map_or(0, |shards| shards.iter().map(|c| f(c)).sum())
+    }
+}
+
+/// Adds `v` to a relaxed counter.
+#[inline]
+pub fn add(c: &AtomicU64, v: u64) {
+    c.fetch_add(v, Ordering::Relaxed);
+}

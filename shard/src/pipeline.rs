@@ -1,0 +1,229 @@
+//! One pipeline as one shard runs it: its sources' partitions on this shard, the window
+//! operator for this shard's key groups, the watermark trackers, and the sinks.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hdrhistogram::Histogram;
+use weir_config::{Pipeline, Sink as SinkSpec};
+use weir_engine::{
+    AggSpec, Event, InputState, KeyGroupMap, Output, PartitionClock, PartitionId, ResultEncoder,
+    Verdict, Watermark, WatermarkTracker, WindowOperator,
+};
+
+use crate::control::{PartitionReport, PipelineReport};
+use crate::metrics::{Counters, ShardCounters, add};
+use crate::sink::{BlackholeSink, ConsoleSink, FileSink, SinkWriter};
+use crate::source::{Source, SourceOutput};
+
+/// A source partition's watermark state on its reading shard.
+#[derive(Debug)]
+pub(crate) struct PartitionState {
+    pub id: PartitionId,
+    pub clock: PartitionClock,
+    pub finished: bool,
+    /// Since when (ms) its watermark has been the lowest.
+    pub lowest_since: u64,
+}
+
+/// A pipeline on one shard.
+pub(crate) struct ShardPipeline {
+    pub index: usize,
+    pub spec: Pipeline,
+    pub map: KeyGroupMap,
+    pub shard: usize,
+    pub source: Option<Box<dyn Source>>,
+    pub source_out: SourceOutput,
+    pub partitions: Vec<PartitionState>,
+    /// Inputs: this shard's partitions of the pipeline.
+    pub source_tracker: WatermarkTracker,
+    /// The last source watermark (and idleness) sent to every shard.
+    pub sent_watermark: (Watermark, bool),
+    /// Events read, per destination shard, not yet sent.
+    pub outgoing: Vec<Vec<Event>>,
+    /// When the first event of each outgoing buffer was read (ns).
+    pub outgoing_since: Vec<u64>,
+    pub op: WindowOperator,
+    /// Inputs: one per shard (their source watermark for this pipeline).
+    pub op_tracker: WatermarkTracker,
+    pub output: Output,
+    pub encoder: ResultEncoder,
+    pub sinks: Vec<SinkWriter>,
+    pub late_sink: Option<SinkWriter>,
+    pub dead_letter: SinkWriter,
+    pub running: bool,
+    pub latency_us: Histogram<u64>,
+    pub counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for ShardPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardPipeline")
+            .field("id", &self.spec.id)
+            .field("shard", &self.shard)
+            .finish()
+    }
+}
+
+/// Opens a sink of a spec.
+pub(crate) fn open_sink(
+    spec: &SinkSpec,
+    counters: &ShardCounters,
+    circuit: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<SinkWriter> {
+    let _ = counters;
+    Ok(match spec {
+        SinkSpec::Console => SinkWriter::new(Box::new(ConsoleSink), circuit),
+        SinkSpec::Blackhole => SinkWriter::new(Box::new(BlackholeSink), circuit).into_discarding(),
+        SinkSpec::File { path, delay_ms, .. } => {
+            SinkWriter::new(Box::new(FileSink::open(path, *delay_ms)?), circuit)
+        }
+    })
+}
+
+impl ShardPipeline {
+    /// Whether this shard reads partitions of the pipeline that have not ended.
+    pub fn has_live_partitions(&self) -> bool {
+        self.partitions.iter().any(|p| !p.finished)
+    }
+
+    /// The source watermark of this shard for the pipeline, at `now_ms`.
+    pub fn source_watermark(&mut self, now_ms: u64) -> (Watermark, bool) {
+        let tracker = &mut self.source_tracker;
+        for (i, p) in self.partitions.iter().enumerate() {
+            let state = if p.finished {
+                InputState::Finished
+            } else {
+                p.clock.state()
+            };
+            tracker.set(i, state);
+        }
+        if self.partitions.is_empty() {
+            return (Watermark::MAX, false);
+        }
+        let idle = self.partitions.iter().any(|p| !p.finished)
+            && self
+                .partitions
+                .iter()
+                .all(|p| p.finished || p.clock.is_idle());
+        (tracker.update(now_ms), idle)
+    }
+
+    /// Applies the events of a batch to the operator.
+    #[inline]
+    pub fn apply(&mut self, events: &[Event], shard: &ShardCounters) {
+        let mut late = 0;
+        let mut dropped = 0;
+        for e in events {
+            match self.op.process(e, &mut self.output) {
+                Verdict::OnTime => {}
+                Verdict::Late => late += 1,
+                Verdict::Dropped => dropped += 1,
+            }
+        }
+        let n = events.len() as u64;
+        let pc = &self.counters.pipelines[self.index][self.shard];
+        add(&pc.processed, n);
+        add(&shard.events, n);
+        if late > 0 {
+            add(&pc.late, late);
+        }
+        if dropped > 0 {
+            add(&pc.dropped_late, dropped);
+        }
+    }
+
+    /// Sets shard `from`'s source watermark and advances the operator if the minimum moved.
+    pub fn on_watermark(&mut self, from: usize, wm: Watermark, idle: bool, now_ms: u64) {
+        let state = if wm == Watermark::MAX {
+            InputState::Finished
+        } else if idle {
+            InputState::Idle(wm)
+        } else {
+            InputState::Active(wm)
+        };
+        self.op_tracker.set(from, state);
+        let combined = self.op_tracker.update(now_ms);
+        if combined > self.op.watermark() {
+            self.op.advance_watermark(combined, &mut self.output);
+            self.counters.pipelines[self.index][self.shard]
+                .watermark
+                .store(combined.0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the operator has seen the end of every input.
+    pub fn operator_finished(&self) -> bool {
+        self.op.watermark() == Watermark::MAX
+    }
+
+    /// Encodes pending results and late events into the sinks' buffers.
+    pub fn encode_output(&mut self) {
+        if self.output.is_empty() {
+            return;
+        }
+        add(
+            &self.counters.pipelines[self.index][self.shard].results,
+            self.output.results.len() as u64,
+        );
+        for sink in &mut self.sinks {
+            if sink.discards() {
+                continue;
+            }
+            for r in &self.output.results {
+                self.encoder.encode(r, &mut sink.buf);
+            }
+        }
+        if let Some(late) = &mut self.late_sink {
+            if !late.discards() {
+                for l in &self.output.late {
+                    self.encoder.encode_late(l, &mut late.buf);
+                }
+            }
+        }
+        self.output.clear();
+    }
+
+    /// Buffered sink bytes.
+    pub fn buffered_bytes(&self) -> usize {
+        self.sinks.iter().map(|s| s.buf.len()).sum::<usize>()
+            + self.late_sink.as_ref().map_or(0, |s| s.buf.len())
+            + self.dead_letter.buf.len()
+    }
+
+    /// This pipeline's report for the admin.
+    pub fn report(&self) -> PipelineReport {
+        let holding = self
+            .source_tracker
+            .holding_back()
+            .and_then(|i| self.partitions.get(i));
+        PipelineReport {
+            running: self.running,
+            sources_finished: !self.has_live_partitions(),
+            operator_watermark: self.op.watermark(),
+            partitions: self
+                .partitions
+                .iter()
+                .map(|p| PartitionReport {
+                    partition: p.id,
+                    watermark: if p.finished {
+                        Watermark::MAX
+                    } else {
+                        p.clock.watermark()
+                    },
+                    max_time: p.clock.max_time(),
+                    idle: p.clock.is_idle(),
+                    finished: p.finished,
+                })
+                .collect(),
+            holding_back: holding.map(|p| (p.id, p.lowest_since)),
+            state: self.op.stats(),
+            latency_us: self.latency_us.clone(),
+        }
+    }
+}
+
+/// The aggregate spec of a pipeline.
+pub(crate) fn agg_spec(p: &Pipeline) -> AggSpec {
+    AggSpec::new(&p.aggregates, p.percentile_precision)
+}

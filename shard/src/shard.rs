@@ -1,0 +1,542 @@
+//! The shard loop: one per core, on its own glommio executor.
+//!
+//! Each turn the shard (1) answers control requests, (2) drains its inboxes round-robin
+//! and applies what they carry, (3) unless backpressured, polls its sources and routes
+//! each event by key group — to its own operator directly, or into a batch for the
+//! owning shard — (4) sends batches that are full or older than the linger time, and the
+//! source watermark after them, (5) writes sink buffers. A turn that did nothing backs
+//! off: a few yields, then sleeps growing to 1 ms, so an idle engine uses next to no CPU.
+//!
+//! Backpressure: each (from, to) channel holds `queue_size / batch_size` batches. A
+//! message that does not fit waits in the sender's pending queue; while any is pending the
+//! sender reads no sources (its partitions are "held back", never idle) but keeps draining
+//! its own inboxes, so two shards sending to each other can never deadlock.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use weir_config::Config;
+use weir_engine::{Event, Watermark};
+
+use crate::control::{Control, ShardReport};
+use crate::error::Result;
+use crate::message::Message;
+use crate::metrics::{Counters, add};
+use crate::pipeline::ShardPipeline;
+
+/// Everything a shard is given when it starts.
+pub(crate) struct ShardSetup {
+    pub shard: usize,
+    pub config: Arc<Config>,
+    pub inboxes: Vec<Option<Receiver<Message>>>,
+    pub outboxes: Vec<Option<Sender<Message>>>,
+    pub control: Receiver<Control>,
+    pub counters: Arc<Counters>,
+    pub stop: Arc<AtomicBool>,
+    pub epoch: Instant,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct Shard {
+    id: usize,
+    nr_shards: usize,
+    batch_size: usize,
+    linger_ns: u64,
+    inboxes: Vec<Option<Receiver<Message>>>,
+    outboxes: Vec<Option<Sender<Message>>>,
+    pending: Vec<VecDeque<Message>>,
+    control: Receiver<Control>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+    pipelines: Vec<ShardPipeline>,
+    pool: Vec<Vec<Event>>,
+    local: Vec<Event>,
+    stopping: bool,
+    drained_sent: bool,
+    drained_from: Vec<bool>,
+    next_inbox: usize,
+    last_sink_flush: Instant,
+}
+
+impl Shard {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn take_buffer(&mut self) -> Vec<Event> {
+        self.pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.batch_size))
+    }
+
+    /// Moves pipeline `p`'s buffer for `dest` into the pending queue.
+    fn seal(&mut self, p: usize, dest: usize) {
+        if self.pipelines[p].outgoing[dest].is_empty() {
+            return;
+        }
+        let fresh = self.take_buffer();
+        let events = std::mem::replace(&mut self.pipelines[p].outgoing[dest], fresh);
+        let ingest_ns = self.pipelines[p].outgoing_since[dest];
+        self.pending[dest].push_back(Message::Batch {
+            pipeline: p,
+            events,
+            ingest_ns,
+        });
+    }
+
+    /// Sends pending messages until the channels are full; returns whether all went.
+    fn send_pending(&mut self) -> Result<bool> {
+        let mut all = true;
+        for dest in 0..self.nr_shards {
+            let Some(tx) = &self.outboxes[dest] else {
+                continue;
+            };
+            while let Some(msg) = self.pending[dest].pop_front() {
+                match tx.try_send(msg) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(msg)) => {
+                        self.pending[dest].push_front(msg);
+                        all = false;
+                        break;
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        // The receiver has ended: it only does so once it has every
+                        // input's end, so nothing it still needed is lost here.
+                        self.pending[dest].clear();
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    fn backpressured(&self) -> bool {
+        self.pending.iter().any(|q| !q.is_empty())
+    }
+
+    fn handle_control(&mut self, c: Control) {
+        match c {
+            Control::SetRunning { pipeline, running } => {
+                if let Some(p) = self.pipelines.get_mut(pipeline) {
+                    p.running = running;
+                }
+            }
+            Control::Inspect { reply } => {
+                let report = ShardReport {
+                    shard: self.id,
+                    pipelines: self.pipelines.iter().map(|p| p.report()).collect(),
+                };
+                let _ = reply.try_send(report);
+            }
+            Control::Windows {
+                pipeline,
+                key,
+                prefix,
+                limit,
+                reply,
+            } => {
+                let found = match self.pipelines.get(pipeline) {
+                    None => Vec::new(),
+                    Some(p) => {
+                        let mut select = |k: &weir_engine::Key| {
+                            key.as_deref().is_none_or(|want| k.as_str() == want)
+                                && prefix
+                                    .as_deref()
+                                    .is_none_or(|pre| k.as_str().starts_with(pre))
+                        };
+                        p.op.open_windows(&mut select, limit)
+                    }
+                };
+                let _ = reply.try_send(found);
+            }
+        }
+    }
+
+    fn handle_message(&mut self, from: usize, msg: Message) {
+        let now = now_ms();
+        match msg {
+            Message::Batch {
+                pipeline,
+                mut events,
+                ingest_ns,
+            } => {
+                let now_ns = self.now_ns();
+                if let Some(p) = self.pipelines.get_mut(pipeline) {
+                    p.apply(&events, &self.counters.shards[self.id]);
+                    let _ = p
+                        .latency_us
+                        .record_n(now_ns.saturating_sub(ingest_ns) / 1000, events.len() as u64);
+                }
+                events.clear();
+                if self.pool.len() < 64 {
+                    self.pool.push(events);
+                }
+            }
+            Message::Watermark {
+                pipeline,
+                watermark,
+                idle,
+            } => {
+                if let Some(p) = self.pipelines.get_mut(pipeline) {
+                    p.on_watermark(from, watermark, idle, now);
+                }
+            }
+            Message::Barrier(_) => {}
+            Message::Drained => self.drained_from[from] = true,
+        }
+    }
+
+    /// Drains up to a bounded number of messages from every inbox; returns how many.
+    fn drain_inboxes(&mut self) -> usize {
+        let mut handled = 0;
+        let n = self.inboxes.len();
+        let mut depth = 0;
+        for i in 0..n {
+            let from = (self.next_inbox + i) % n;
+            for _ in 0..16 {
+                let Some(rx) = &self.inboxes[from] else { break };
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        self.handle_message(from, msg);
+                        handled += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Some(rx) = &self.inboxes[from] {
+                depth += rx.len() * self.batch_size;
+            }
+        }
+        self.next_inbox = (self.next_inbox + 1) % n.max(1);
+        self.counters.shards[self.id]
+            .queue_depth
+            .store(depth as u64, Ordering::Relaxed);
+        handled
+    }
+
+    /// Polls the sources of pipeline `p` once and routes what they gave.
+    async fn poll_source(&mut self, p: usize) -> usize {
+        let now = now_ms();
+        let now_ns = self.now_ns();
+        let batch = self.batch_size;
+        let pl = &mut self.pipelines[p];
+        let Some(source) = pl.source.as_mut() else {
+            return 0;
+        };
+        pl.source_out.clear();
+        pl.source_out.now_ms = now as i64;
+        if let Err(e) = source.poll(batch, &mut pl.source_out).await {
+            tracing::warn!(pipeline = %pl.spec.id, error = %e, "source poll failed; retrying");
+        }
+        let n = pl.source_out.events.len();
+        let mut local = std::mem::take(&mut self.local);
+        let mut full: Vec<usize> = Vec::new();
+        {
+            let pl = &mut self.pipelines[p];
+            let mut cached: Option<(weir_engine::PartitionId, usize)> = None;
+            for e in pl.source_out.events.drain(..) {
+                let part = e.id.partition;
+                let idx = match cached {
+                    Some((id, i)) if id == part => Some(i),
+                    _ => pl.partitions.iter().position(|s| s.id == part),
+                };
+                if let Some(i) = idx {
+                    cached = Some((part, i));
+                    pl.partitions[i].clock.observe(e.time.0, now);
+                }
+                let dest = pl.map.shard_of_hash(e.key.hash()) as usize;
+                if dest == self.id {
+                    local.push(e);
+                } else {
+                    let buf = &mut pl.outgoing[dest];
+                    if buf.is_empty() {
+                        pl.outgoing_since[dest] = now_ns;
+                    }
+                    buf.push(e);
+                    if buf.len() >= batch {
+                        full.push(dest);
+                    }
+                }
+            }
+            for part in pl.source_out.empty.drain(..) {
+                if let Some(s) = pl.partitions.iter_mut().find(|s| s.id == part) {
+                    s.clock.polled_empty(now);
+                }
+            }
+            for part in pl.source_out.finished.drain(..) {
+                if let Some(s) = pl.partitions.iter_mut().find(|s| s.id == part) {
+                    s.finished = true;
+                    s.clock.finish();
+                }
+            }
+            let pc = &pl.counters.pipelines[pl.index][pl.shard];
+            add(&pc.ingested, n as u64);
+            let invalid = std::mem::take(&mut pl.source_out.invalid);
+            for (id, line, why) in &invalid {
+                pc.count_invalid(why.reason);
+                dead_letter_line(&mut pl.dead_letter.buf, &pl.spec.id, id, line, why);
+            }
+            if !local.is_empty() {
+                pl.apply(&local, &self.counters.shards[self.id]);
+                let _ = pl.latency_us.record_n(0, local.len() as u64);
+                local.clear();
+            }
+        }
+        self.local = local;
+        full.sort_unstable();
+        full.dedup();
+        for dest in full {
+            self.seal(p, dest);
+        }
+        n
+    }
+
+    /// Seals buffers older than the linger time (or all, when `all`).
+    fn seal_old(&mut self, all: bool) {
+        let now_ns = self.now_ns();
+        for p in 0..self.pipelines.len() {
+            for dest in 0..self.nr_shards {
+                let pl = &self.pipelines[p];
+                if !pl.outgoing[dest].is_empty()
+                    && (all || now_ns.saturating_sub(pl.outgoing_since[dest]) >= self.linger_ns)
+                {
+                    self.seal(p, dest);
+                }
+            }
+        }
+    }
+
+    /// Sends each pipeline's source watermark if it changed, after sealing its buffers.
+    fn publish_watermarks(&mut self) {
+        let now = now_ms();
+        for p in 0..self.pipelines.len() {
+            let (wm, idle) = self.pipelines[p].source_watermark(now);
+            if (wm, idle) == self.pipelines[p].sent_watermark {
+                continue;
+            }
+            if wm < self.pipelines[p].sent_watermark.0 {
+                continue;
+            }
+            // Everything routed before the watermark must travel before it.
+            for dest in 0..self.nr_shards {
+                self.seal(p, dest);
+            }
+            for dest in 0..self.nr_shards {
+                if dest != self.id {
+                    self.pending[dest].push_back(Message::Watermark {
+                        pipeline: p,
+                        watermark: wm,
+                        idle,
+                    });
+                }
+            }
+            self.pipelines[p].sent_watermark = (wm, idle);
+            let id = self.id;
+            self.pipelines[p].on_watermark(id, wm, idle, now);
+        }
+    }
+
+    async fn flush_sinks(&mut self, force: bool) {
+        let stop = Arc::clone(&self.stop);
+        let due = force || self.last_sink_flush.elapsed() >= Duration::from_millis(50);
+        for pl in &mut self.pipelines {
+            pl.encode_output();
+            if !due && pl.buffered_bytes() < crate::sink::FLUSH_BYTES {
+                continue;
+            }
+            for s in &mut pl.sinks {
+                s.flush(&stop).await;
+            }
+            if let Some(s) = &mut pl.late_sink {
+                s.flush(&stop).await;
+            }
+            pl.dead_letter.flush(&stop).await;
+        }
+        if due {
+            self.last_sink_flush = Instant::now();
+        }
+    }
+
+    fn finished(&self) -> bool {
+        !self.backpressured()
+            && self
+                .pipelines
+                .iter()
+                .all(|p| !p.has_live_partitions() && p.operator_finished())
+    }
+
+    fn drained(&self) -> bool {
+        self.drained_sent
+            && !self.backpressured()
+            && self
+                .drained_from
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| d || i == self.id)
+    }
+
+    async fn run(&mut self) -> Result<()> {
+        let counters = Arc::clone(&self.counters);
+        let me = &counters.shards[self.id];
+        let mut idle_turns: u32 = 0;
+        loop {
+            let turn = Instant::now();
+            me.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+            while let Ok(c) = self.control.try_recv() {
+                self.handle_control(c);
+            }
+            let mut work = self.drain_inboxes();
+            if self.stop.load(Ordering::Relaxed) && !self.stopping {
+                self.stopping = true;
+            }
+            let backpressured = self.backpressured();
+            if !self.stopping && !backpressured {
+                for p in 0..self.pipelines.len() {
+                    if self.pipelines[p].running && self.pipelines[p].has_live_partitions() {
+                        work += self.poll_source(p).await;
+                    } else {
+                        let now = now_ms();
+                        for s in &mut self.pipelines[p].partitions {
+                            s.clock.held_back(now);
+                        }
+                    }
+                }
+            } else {
+                let now = now_ms();
+                for pl in &mut self.pipelines {
+                    for s in &mut pl.partitions {
+                        s.clock.held_back(now);
+                    }
+                }
+            }
+            self.seal_old(self.stopping);
+            if !self.stopping {
+                self.publish_watermarks();
+            } else if !self.drained_sent {
+                for dest in 0..self.nr_shards {
+                    if dest != self.id {
+                        self.pending[dest].push_back(Message::Drained);
+                    }
+                }
+                self.drained_sent = true;
+            }
+            self.send_pending()?;
+            self.flush_sinks(false).await;
+            for pl in &self.pipelines {
+                pl.counters.pipelines[pl.index][pl.shard]
+                    .active_windows
+                    .store(pl.op.stats().windows as u64, Ordering::Relaxed);
+            }
+            if self.finished() || (self.stopping && self.drained()) {
+                self.flush_sinks(true).await;
+                for pl in &mut self.pipelines {
+                    for s in &mut pl.sinks {
+                        let _ = s.sync().await;
+                    }
+                }
+                me.stopped.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            let spent = turn.elapsed().as_nanos() as u64;
+            if work > 0 {
+                idle_turns = 0;
+                add(&me.busy_ns, spent);
+                glommio::yield_if_needed().await;
+            } else {
+                if self.backpressured() {
+                    add(&me.backpressured_ns, spent);
+                } else {
+                    add(&me.busy_ns, spent);
+                }
+                idle_turns = idle_turns.saturating_add(1);
+                let pause = Instant::now();
+                if idle_turns < 16 {
+                    glommio::yield_if_needed().await;
+                    std::hint::spin_loop();
+                } else {
+                    let micros = (u64::from(idle_turns - 16) * 50).min(1000);
+                    glommio::timer::sleep(Duration::from_micros(micros.max(50))).await;
+                }
+                let waited = pause.elapsed().as_nanos() as u64;
+                if self.backpressured() {
+                    add(&me.backpressured_ns, waited);
+                } else {
+                    add(&me.idle_ns, waited);
+                }
+            }
+        }
+    }
+}
+
+fn dead_letter_line(
+    out: &mut Vec<u8>,
+    pipeline: &str,
+    id: &weir_engine::EventId,
+    line: &[u8],
+    why: &weir_engine::Invalid,
+) {
+    use weir_engine::result::write_json_str;
+    out.extend_from_slice(b"{\"pipeline\":");
+    write_json_str(out, pipeline);
+    out.extend_from_slice(
+        format!(
+            ",\"source\":{},\"partition\":{},\"offset\":{},\"reason\":",
+            id.source.0, id.partition.0, id.offset.0
+        )
+        .as_bytes(),
+    );
+    write_json_str(out, why.reason.label());
+    out.extend_from_slice(b",\"error\":");
+    write_json_str(out, &why.message);
+    out.extend_from_slice(b",\"line\":");
+    let shown = &line[..line.len().min(64 * 1024)];
+    write_json_str(out, &String::from_utf8_lossy(shown));
+    out.extend_from_slice(b"}\n");
+}
+
+/// Runs one shard to completion.
+pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) -> Result<()> {
+    let nr_shards = setup.outboxes.len();
+    let mut shard = Shard {
+        id: setup.shard,
+        nr_shards,
+        batch_size: setup.config.processing.batch_size,
+        linger_ns: setup.config.processing.batch_linger_ms * 1_000_000,
+        inboxes: setup.inboxes,
+        outboxes: setup.outboxes,
+        pending: (0..nr_shards).map(|_| VecDeque::new()).collect(),
+        control: setup.control,
+        counters: setup.counters,
+        stop: setup.stop,
+        epoch: setup.epoch,
+        pipelines,
+        pool: Vec::new(),
+        local: Vec::with_capacity(setup.config.processing.batch_size),
+        stopping: false,
+        drained_sent: false,
+        drained_from: vec![false; nr_shards],
+        next_inbox: 0,
+        last_sink_flush: Instant::now(),
+    };
+    let result = shard.run().await;
+    if let Err(e) = &result {
+        tracing::error!(shard = shard.id, error = %e, "shard stopped");
+    }
+    shard.counters.shards[shard.id]
+        .stopped
+        .store(true, Ordering::Relaxed);
+    result
+}
+
+/// The pending-watermark value a pipeline starts with.
+pub(crate) const NOTHING_SENT: (Watermark, bool) = (Watermark::MIN, false);

@@ -1,0 +1,86 @@
+//! The file sink: JSON lines appended to a file shared by all shards.
+//!
+//! Every shard opens the file with `O_APPEND` and writes whole buffers of whole lines, so
+//! lines of different shards never interleave within a line. The write itself runs on
+//! glommio's blocking pool, never on the shard thread. `delay_ms` pauses after each
+//! write: a testing aid that simulates a slow disk.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::source::LocalFuture;
+
+use super::Sink;
+
+/// Appends lines to a file.
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    file: Option<File>,
+    delay: Duration,
+}
+
+impl FileSink {
+    /// Opens (creating it and its folder) the file for appending.
+    pub fn open(path: impl Into<PathBuf>, delay_ms: u64) -> std::io::Result<Self> {
+        let path = path.into();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(Self {
+            path,
+            file: Some(file),
+            delay: Duration::from_millis(delay_ms),
+        })
+    }
+}
+
+impl Sink for FileSink {
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            let mut file = match self.file.take() {
+                Some(f) => f,
+                None => OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            };
+            let buf = lines.to_vec();
+            let delay = self.delay;
+            let (file, result) = glommio::executor()
+                .spawn_blocking(move || {
+                    let r = file.write_all(&buf);
+                    if !delay.is_zero() {
+                        std::thread::sleep(delay);
+                    }
+                    (file, r)
+                })
+                .await;
+            self.file = Some(file);
+            result
+        })
+    }
+
+    fn sync(&mut self) -> LocalFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            let Some(file) = self.file.take() else {
+                return Ok(());
+            };
+            let (file, result) = glommio::executor()
+                .spawn_blocking(move || {
+                    let r = file.sync_data();
+                    (file, r)
+                })
+                .await;
+            self.file = Some(file);
+            result
+        })
+    }
+}

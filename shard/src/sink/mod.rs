@@ -1,0 +1,150 @@
+//! Sinks: where window results (and late events, and dead letters) go.
+//!
+//! A [`Sink`] takes whole JSON lines. The runtime wraps each in a [`SinkWriter`] that
+//! buffers lines into large writes and, when a write fails (a full disk, a closed pipe),
+//! retries it with exponential backoff. After [`CIRCUIT_OPEN_AFTER`] failures in a row the
+//! circuit opens: `/health` reports it, and the shard keeps probing at the longest
+//! backoff. While it retries, the shard writes nothing else and reads no more input, so
+//! the pipeline backs up through backpressure and nothing is dropped; the circuit closes
+//! when a probe write succeeds. See docs/EXTENDING.md for a custom sink.
+
+mod console;
+mod file;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use console::ConsoleSink;
+pub use file::FileSink;
+
+use crate::source::LocalFuture;
+
+/// Failures in a row after which a sink's circuit opens.
+pub const CIRCUIT_OPEN_AFTER: u32 = 5;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A destination for JSON lines.
+pub trait Sink {
+    /// A one-line description (`file out/clicks.jsonl`).
+    fn describe(&self) -> String;
+
+    /// Writes whole lines; on error nothing is assumed written and the same bytes are
+    /// offered again (a sink that wrote part of them may repeat lines: at-least-once).
+    fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>>;
+
+    /// Makes written lines durable, if the sink can.
+    fn sync(&mut self) -> LocalFuture<'_, std::io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Discards everything (benchmarks).
+#[derive(Debug, Default)]
+pub struct BlackholeSink;
+
+impl Sink for BlackholeSink {
+    fn describe(&self) -> String {
+        "blackhole".into()
+    }
+
+    fn write<'a>(&'a mut self, _lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A sink with a buffer, retries and a circuit breaker.
+pub struct SinkWriter {
+    sink: Box<dyn Sink>,
+    /// Lines not yet written.
+    pub buf: Vec<u8>,
+    failures: u32,
+    circuit: Arc<AtomicBool>,
+    discard: bool,
+}
+
+impl std::fmt::Debug for SinkWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkWriter")
+            .field("sink", &self.sink.describe())
+            .field("buffered", &self.buf.len())
+            .field("failures", &self.failures)
+            .finish()
+    }
+}
+
+/// Buffered bytes past which a writer should be flushed.
+pub const FLUSH_BYTES: usize = 256 * 1024;
+
+impl SinkWriter {
+    /// Wraps a sink; `circuit` is raised while its circuit is open.
+    pub fn new(sink: Box<dyn Sink>, circuit: Arc<AtomicBool>) -> Self {
+        Self {
+            sink,
+            buf: Vec::with_capacity(FLUSH_BYTES),
+            failures: 0,
+            circuit,
+            discard: false,
+        }
+    }
+
+    /// A writer whose sink discards: encoding is skipped entirely.
+    pub fn discards(&self) -> bool {
+        self.discard
+    }
+
+    /// Marks this writer as a blackhole.
+    pub fn into_discarding(mut self) -> Self {
+        self.discard = true;
+        self
+    }
+
+    /// The sink's description.
+    pub fn describe(&self) -> String {
+        self.sink.describe()
+    }
+
+    /// Writes the buffer, retrying with backoff until it succeeds or `give_up` is raised
+    /// (at shutdown); returns whether everything was written.
+    pub async fn flush(&mut self, give_up: &AtomicBool) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.sink.write(&self.buf).await {
+                Ok(()) => {
+                    self.buf.clear();
+                    if self.failures >= CIRCUIT_OPEN_AFTER {
+                        tracing::info!(sink = %self.sink.describe(), "sink recovered; circuit closed");
+                    }
+                    self.failures = 0;
+                    self.circuit.store(false, Ordering::Relaxed);
+                    return true;
+                }
+                Err(e) => {
+                    self.failures += 1;
+                    if self.failures == CIRCUIT_OPEN_AFTER {
+                        tracing::error!(sink = %self.sink.describe(), error = %e, "sink keeps failing; circuit open");
+                        self.circuit.store(true, Ordering::Relaxed);
+                    } else if self.failures < CIRCUIT_OPEN_AFTER {
+                        tracing::warn!(sink = %self.sink.describe(), error = %e, attempt = self.failures, "sink write failed; retrying");
+                    }
+                    if give_up.load(Ordering::Relaxed) && self.failures >= CIRCUIT_OPEN_AFTER {
+                        tracing::error!(sink = %self.sink.describe(), bytes = self.buf.len(), "giving up on the sink at shutdown");
+                        return false;
+                    }
+                    glommio::timer::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Makes written lines durable.
+    pub async fn sync(&mut self) -> std::io::Result<()> {
+        self.sink.sync().await
+    }
+}

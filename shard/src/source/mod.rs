@@ -1,0 +1,154 @@
+//! Sources: where a pipeline's events come from.
+//!
+//! A source is split into partitions (a file, a generator stream, later a Kafka
+//! partition); each partition is read by exactly one shard, and within a partition
+//! offsets grow. The runtime creates one [`Source`] per (pipeline, shard) holding the
+//! partitions that shard owns, and polls it whenever the shard is not backpressured.
+//!
+//! The interface is the one a Kafka consumer needs: partitions, positions (offsets) to
+//! store in a checkpoint, [`Source::seek`] to resume from them, and
+//! [`Source::commit`] to tell the system of record what a completed checkpoint covers.
+//! See docs/EXTENDING.md for a custom source written against it.
+
+mod file;
+pub use file::list_files as file_files;
+mod generator;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use file::FileSource;
+pub use generator::GeneratorSource;
+
+use weir_engine::{Event, EventDecoder, EventId, Invalid, Offset, PartitionId, SourceId};
+
+/// A boxed future that stays on the shard's thread.
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// A source failure. The runtime logs it and retries the poll later; a source that can
+/// never work again should mark its partitions finished instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// A source: some partitions of one pipeline's input, read by one shard.
+pub trait Source {
+    /// A one-line description (`file data/in/a.jsonl`, `generator seed=42`).
+    fn describe(&self) -> String;
+
+    /// The partitions this instance reads.
+    fn partitions(&self) -> Vec<PartitionId>;
+
+    /// Reads up to `max` records into `out`, reporting partitions that had nothing
+    /// ([`SourceOutput::empty`]) or ended ([`SourceOutput::finished`]).
+    fn poll<'a>(
+        &'a mut self,
+        max: usize,
+        out: &'a mut SourceOutput,
+    ) -> LocalFuture<'a, Result<(), SourceError>>;
+
+    /// The position of each partition: the offset of the next record to read.
+    fn positions(&self) -> Vec<(PartitionId, Offset)>;
+
+    /// Moves a partition to a position (restoring a checkpoint).
+    fn seek(&mut self, partition: PartitionId, next: Offset) -> Result<(), SourceError>;
+
+    /// A checkpoint covering these positions is complete (a no-op for replayable files).
+    fn commit(&mut self, _positions: &[(PartitionId, Offset)]) {}
+}
+
+/// Where a source puts what it read. Lines are decoded here, with the pipeline's decoder;
+/// bad lines are kept with their reason for the dead-letter file.
+#[derive(Debug)]
+pub struct SourceOutput {
+    decoder: EventDecoder,
+    source: SourceId,
+    /// Processing time of this poll, ms since the epoch.
+    pub now_ms: i64,
+    /// Decoded events, in the order read.
+    pub events: Vec<Event>,
+    /// Bad lines: identity, the line, and why.
+    pub invalid: Vec<(EventId, Vec<u8>, Invalid)>,
+    /// Partitions polled with nothing to give.
+    pub empty: Vec<PartitionId>,
+    /// Partitions that ended.
+    pub finished: Vec<PartitionId>,
+}
+
+impl SourceOutput {
+    /// An output decoding with `decoder` for source `source`.
+    pub fn new(decoder: EventDecoder, source: SourceId) -> Self {
+        Self {
+            decoder,
+            source,
+            now_ms: 0,
+            events: Vec::new(),
+            invalid: Vec::new(),
+            empty: Vec::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// The identity of a record of this source.
+    pub fn id(&self, partition: PartitionId, offset: Offset) -> EventId {
+        EventId {
+            source: self.source,
+            partition,
+            offset,
+        }
+    }
+
+    /// Adds a ready event.
+    #[inline]
+    pub fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    /// Decodes and adds a JSON line.
+    pub fn json_line(&mut self, partition: PartitionId, offset: Offset, line: &[u8]) {
+        let id = self.id(partition, offset);
+        match self.decoder.decode_json(line, id, self.now_ms) {
+            Ok(e) => self.events.push(e),
+            Err(why) => self.invalid.push((id, line.to_vec(), why)),
+        }
+    }
+
+    /// Decodes and adds a record of named text fields (a CSV row).
+    pub fn fields<'f>(
+        &mut self,
+        partition: PartitionId,
+        offset: Offset,
+        line: &[u8],
+        get: impl Fn(&str) -> Option<&'f str>,
+    ) {
+        let id = self.id(partition, offset);
+        match self.decoder.decode_fields(get, id, self.now_ms) {
+            Ok(e) => self.events.push(e),
+            Err(why) => self.invalid.push((id, line.to_vec(), why)),
+        }
+    }
+
+    /// Reports a bad record found by the source itself (an over-long line, bad bytes).
+    pub fn bad(&mut self, partition: PartitionId, offset: Offset, line: &[u8], why: Invalid) {
+        let id = self.id(partition, offset);
+        self.invalid.push((id, line.to_vec(), why));
+    }
+
+    /// A partition was polled and had nothing.
+    pub fn empty(&mut self, partition: PartitionId) {
+        self.empty.push(partition);
+    }
+
+    /// A partition has no more records.
+    pub fn finished(&mut self, partition: PartitionId) {
+        self.finished.push(partition);
+    }
+
+    /// Clears everything for the next poll.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.invalid.clear();
+        self.empty.clear();
+        self.finished.clear();
+    }
+}
