@@ -10,10 +10,13 @@
 //! an rkyv archive written as a payload can be accessed in place. A frame takes
 //! `align16(len + 8)` bytes.
 //!
-//! The checksum is crc32c over the 4 length bytes followed by the payload, so
-//! a torn length is caught as surely as a torn payload. An 8-byte header of all
-//! zeros marks the end of the data in a segment; an empty record is told apart
-//! from it by its checksum, which is never zero for length 0.
+//! The checksum is crc32c over the frame's offset (u64 LE), its 4 length bytes
+//! and its payload. Covering the length catches a torn length as surely as a
+//! torn payload; covering the offset means that a frame left behind in a
+//! recycled segment file (see `segment.rs`) can never pass for a record at its
+//! new offset. A checksum that comes out as 0 is stored as `0xFFFF_FFFF`, so an
+//! 8-byte header of all zeros is always the end of the data in a segment and
+//! never an empty record.
 //!
 //! Everything here is pure functions over byte slices: the mapping, the reader,
 //! recovery and inspection share them.
@@ -74,17 +77,23 @@ pub(crate) const fn is_frame_position(pos: usize) -> bool {
     pos >= SEGMENT_HEADER_LEN && (pos - SEGMENT_HEADER_LEN) % PAYLOAD_ALIGN == 0
 }
 
-/// The checksum of a frame.
-pub(crate) fn checksum(payload: &[u8]) -> u32 {
+/// The checksum of the frame at log offset `offset` holding `payload`.
+pub(crate) fn checksum(offset: u64, payload: &[u8]) -> u32 {
     // A payload longer than u32::MAX is refused before it gets here.
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload)
+    let mut prefix = [0u8; 12];
+    prefix[..8].copy_from_slice(&offset.to_le_bytes());
+    prefix[8..].copy_from_slice(&len.to_le_bytes());
+    match crc32c::crc32c_append(crc32c::crc32c(&prefix), payload) {
+        0 => u32::MAX,
+        crc => crc,
+    }
 }
 
-/// The header of a frame holding `payload`.
-pub(crate) fn header(payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+/// The header of the frame at log offset `offset` holding `payload`.
+pub(crate) fn header(offset: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let crc = checksum(payload);
+    let crc = checksum(offset, payload);
     let mut h = [0; FRAME_HEADER_LEN];
     h[..4].copy_from_slice(&len.to_le_bytes());
     h[4..].copy_from_slice(&crc.to_le_bytes());
@@ -116,9 +125,9 @@ pub(crate) enum Frame {
     Torn(Defect),
 }
 
-/// Decodes the frame at `pos` (a frame position) of `segment`, checking its
-/// checksum when `verify` is set.
-pub(crate) fn decode(segment: &[u8], pos: usize, verify: bool) -> Frame {
+/// Decodes the frame at `pos` (a frame position) of `segment`, whose base
+/// offset is `base`, checking its checksum when `verify` is set.
+pub(crate) fn decode(segment: &[u8], base: u64, pos: usize, verify: bool) -> Frame {
     let Some(head) = pos
         .checked_add(MIN_FRAME_LEN)
         .filter(|&end| end <= segment.len())
@@ -138,7 +147,7 @@ pub(crate) fn decode(segment: &[u8], pos: usize, verify: bool) -> Frame {
         return Frame::Torn(Defect::Length);
     }
     let payload = start..start + len;
-    if verify && checksum(&segment[payload.clone()]) != crc {
+    if verify && checksum(base + pos as u64, &segment[payload.clone()]) != crc {
         return Frame::Torn(Defect::Checksum);
     }
     Frame::Record { payload, next }
@@ -166,8 +175,8 @@ pub(crate) struct Walk {
     pub(crate) stop: WalkEnd,
 }
 
-/// Walks the frames of `segment`, verifying every checksum.
-pub(crate) fn walk(segment: &[u8]) -> Walk {
+/// Walks the frames of `segment` (based at `base`), verifying every checksum.
+pub(crate) fn walk(segment: &[u8], base: u64) -> Walk {
     let mut walk = Walk {
         records: 0,
         payload_bytes: 0,
@@ -175,7 +184,7 @@ pub(crate) fn walk(segment: &[u8]) -> Walk {
         stop: WalkEnd::Clean,
     };
     loop {
-        match decode(segment, walk.end, true) {
+        match decode(segment, base, walk.end, true) {
             Frame::Record { payload, next } => {
                 walk.records += 1;
                 walk.payload_bytes += payload.len() as u64;
@@ -224,24 +233,36 @@ mod tests {
     fn an_empty_record_is_not_an_end_marker() {
         let mut seg = vec![0u8; 64];
         seg[..8].copy_from_slice(&SEGMENT_HEADER);
-        seg[8..16].copy_from_slice(&header(&[]));
+        seg[8..16].copy_from_slice(&header(8, &[]));
         assert_eq!(
-            decode(&seg, 8, true),
+            decode(&seg, 0, 8, true),
             Frame::Record {
                 payload: 16..16,
                 next: 24
             }
         );
-        assert_eq!(decode(&seg, 24, true), Frame::End);
-        assert_eq!(walk(&seg).records, 1);
+        assert_eq!(decode(&seg, 0, 24, true), Frame::End);
+        assert_eq!(walk(&seg, 0).records, 1);
     }
 
     #[test]
     fn a_flipped_length_bit_is_caught() {
         let mut seg = vec![0u8; 128];
-        seg[8..16].copy_from_slice(&header(b"hello"));
+        seg[8..16].copy_from_slice(&header(8, b"hello"));
         seg[16..21].copy_from_slice(b"hello");
         seg[8] ^= 0x02;
-        assert!(matches!(decode(&seg, 8, true), Frame::Torn(_)));
+        assert!(matches!(decode(&seg, 0, 8, true), Frame::Torn(_)));
+    }
+
+    #[test]
+    fn a_frame_moved_to_another_offset_does_not_verify() {
+        let mut seg = vec![0u8; 128];
+        seg[8..16].copy_from_slice(&header(8, b"hello"));
+        seg[16..21].copy_from_slice(b"hello");
+        assert!(matches!(decode(&seg, 0, 8, true), Frame::Record { .. }));
+        assert!(matches!(
+            decode(&seg, 4096, 8, true),
+            Frame::Torn(Defect::Checksum)
+        ));
     }
 }

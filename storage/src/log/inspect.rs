@@ -156,7 +156,7 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<LogInspection> {
             issues.push(SegmentIssue::Gap { expected });
         }
         expected = Some(listed.base.add(listed.len));
-        let walk = frame::walk(&bytes);
+        let walk = frame::walk(&bytes, listed.base.get());
         let at = listed.base.add(walk.end as u64);
         match walk.stop {
             WalkEnd::Clean => {}

@@ -85,16 +85,24 @@ pub struct LogOptions {
     /// thread while the current one fills, so that rolling over is a pointer
     /// swap. When false the next segment is prepared inline at rollover.
     pub prepare_ahead: bool,
+    /// How many segments retired by `truncate_before` are kept (renamed,
+    /// still mapped) to be recycled as new segments instead of deleted.
+    /// Recycling skips the kernel's page allocation, zeroing and faulting of a
+    /// fresh file, and the unlink of an old one; each spare keeps
+    /// `segment_bytes` of disk and page cache. 0 deletes retired segments.
+    pub recycle_segments: usize,
 }
 
 impl LogOptions {
-    /// Options with the given size and policy, preparing segments ahead.
+    /// Options with the given size and policy, preparing segments ahead and
+    /// recycling up to 2 retired segments.
     #[must_use]
     pub const fn new(segment_bytes: u64, fsync: FsyncPolicy) -> Self {
         LogOptions {
             segment_bytes,
             fsync,
             prepare_ahead: true,
+            recycle_segments: 2,
         }
     }
 
@@ -111,7 +119,7 @@ impl LogOptions {
 }
 
 impl Default for LogOptions {
-    /// 64 MiB segments, group commit, prepared ahead.
+    /// 64 MiB segments, group commit, prepared ahead, 2 recycled.
     fn default() -> Self {
         LogOptions::new(64 << 20, FsyncPolicy::Group)
     }

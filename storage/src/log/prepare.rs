@@ -7,7 +7,8 @@
 //! As soon as the writer starts a segment, it starts a short-lived thread that
 //! prepares the following one (its base offset is known: the current segment's
 //! end). At rollover the writer takes it; it only waits if the segment filled
-//! faster than the thread could prepare the next one.
+//! faster than the thread could prepare the next one. When a retired segment
+//! is available, the thread recycles it instead of making a new file.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -24,11 +25,20 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Starts preparing the segment at `base`.
-    pub(crate) fn spawn(dir: PathBuf, base: LogOffset, len: u64, sync: bool) -> Result<Self> {
+    /// Starts preparing the segment at `base`, from `spare` if there is one.
+    pub(crate) fn spawn(
+        dir: PathBuf,
+        base: LogOffset,
+        len: u64,
+        sync: bool,
+        spare: Option<Segment>,
+    ) -> Result<Self> {
         let handle = std::thread::Builder::new()
             .name("weir-log-prepare".into())
-            .spawn(move || Segment::create(&dir, base, len, sync))
+            .spawn(move || match spare {
+                Some(spare) => spare.recycle(&dir, base, sync),
+                None => Segment::create(&dir, base, len, sync),
+            })
             .map_err(Error::io("spawn a thread for", Segment::file_name(base)))?;
         Ok(Prepared { base, handle })
     }

@@ -91,7 +91,7 @@ impl Log {
         let bytes = self.written(index).map_or(segment.bytes(), |(_, b)| b);
         let mut at = SEGMENT_HEADER_LEN;
         while at < pos {
-            match frame::decode(bytes, at, false) {
+            match frame::decode(bytes, segment.base().get(), at, false) {
                 Frame::Record { next, .. } => at = next,
                 Frame::End | Frame::Torn(_) => return Err(not_boundary()),
             }
@@ -121,7 +121,7 @@ impl<'a> Iterator for LogReader<'a> {
                 self.done = true;
                 return None;
             };
-            match frame::decode(bytes, self.pos, true) {
+            match frame::decode(bytes, segment.base().get(), self.pos, true) {
                 Frame::Record { payload, next } => {
                     let offset = segment.offset_at(self.pos);
                     self.pos = next;

@@ -173,7 +173,7 @@ pub(crate) fn recover(dir: &Path, options: &LogOptions) -> Result<Recovered> {
                 path: segment.path().to_path_buf(),
             });
         }
-        let walk = frame::walk(bytes);
+        let walk = frame::walk(bytes, segment.base().get());
         records += walk.records;
         stop = (i, walk.end);
         let next_has_data = segments

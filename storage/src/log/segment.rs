@@ -10,6 +10,15 @@
 //! a full disk and raise SIGBUS), given its header, synced, renamed into place
 //! and its folder synced; only then is it mapped. A crash part-way leaves a
 //! `.tmp` file that the next open deletes, never a half-made segment.
+//!
+//! Segments are recycled: one that `truncate_before` retires is renamed to a
+//! spare name (`spare-<base>.seg.tmp`) and kept mapped, and the next segment is
+//! made from it by renaming it to the new temporary name, zeroing it through
+//! the mapping and renaming it into place. Its pages are already in the page
+//! cache and mapped, so neither the kernel's page allocation and zeroing nor
+//! the unlink of a large file lands on anyone's path. Frames of the file's
+//! previous life that have not been overwritten on disk cannot pass for records
+//! at the new offsets: the checksum covers each frame's offset (`frame.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -81,6 +90,36 @@ impl Segment {
         let mut map = Mapping::map(&file, len, true).map_err(Error::io("mmap", &path))?;
         map.prefault_writable(0);
         Ok(Segment { base, path, map })
+    }
+
+    /// Takes a segment out of the log for later recycling: renames it to a
+    /// spare name, which recovery deletes if the process dies first.
+    pub(crate) fn retire(mut self) -> Result<Segment> {
+        let spare = self.path.with_file_name(format!(
+            "spare-{:020}.{SEGMENT_EXT}.{TMP_EXT}",
+            self.base.get()
+        ));
+        std::fs::rename(&self.path, &spare).map_err(Error::io("rename", &self.path))?;
+        self.path = spare;
+        Ok(self)
+    }
+
+    /// Makes a retired segment the new, empty segment at `base`. With `sync`,
+    /// its new name is durable before it is used.
+    pub(crate) fn recycle(mut self, dir: &Path, base: LogOffset, sync: bool) -> Result<Segment> {
+        let path = dir.join(Segment::file_name(base));
+        let tmp = path.with_extension(format!("{SEGMENT_EXT}.{TMP_EXT}"));
+        std::fs::rename(&self.path, &tmp).map_err(Error::io("rename", &self.path))?;
+        let bytes = self.map.bytes_mut();
+        bytes.fill(0);
+        bytes[..SEGMENT_HEADER.len()].copy_from_slice(&SEGMENT_HEADER);
+        std::fs::rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+        if sync {
+            sync_dir(dir)?;
+        }
+        self.base = base;
+        self.path = path;
+        Ok(self)
     }
 
     /// Maps an existing segment file of `len` bytes (already validated).

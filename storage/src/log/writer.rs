@@ -38,6 +38,8 @@ pub struct Log {
     pub(super) poison: Arc<Poison>,
     /// The next segment, being made on a helper thread.
     prepared: Option<Prepared>,
+    /// Segments retired by `truncate_before`, kept to be recycled.
+    spares: Vec<Segment>,
     _lock: DirLock,
 }
 
@@ -68,6 +70,7 @@ impl Log {
             durable: recovered.report.valid_end,
             poison: Arc::new(Poison::default()),
             prepared: None,
+            spares: Vec::new(),
             _lock: lock,
         };
         log.prepare_next();
@@ -97,14 +100,15 @@ impl Log {
             self.roll()?;
         }
         let pos = self.write_pos;
+        let offset = self.active.offset_at(pos);
         let bytes = self.active.map_mut().bytes_mut();
         let (head, rest) = bytes[pos..pos + FRAME_HEADER_LEN + len].split_at_mut(FRAME_HEADER_LEN);
         fill(rest);
         // The header goes last: until it is written, a reader or recovery sees
         // the end marker here, not a half-filled record.
-        head.copy_from_slice(&frame::header(rest));
+        head.copy_from_slice(&frame::header(offset.get(), rest));
         self.write_pos = pos + frame_len;
-        Ok(self.active.offset_at(pos))
+        Ok(offset)
     }
 
     /// The largest payload [`append`](Log::append) accepts.
@@ -144,29 +148,45 @@ impl Log {
         self.sealed.len() + 1
     }
 
-    /// Bytes of segment files on disk (segments are allocated at full size).
+    /// Bytes of segment files on disk, spares kept for recycling included
+    /// (segments are allocated at full size).
     #[must_use]
     pub fn disk_bytes(&self) -> u64 {
-        self.segments().map(|s| s.len() as u64).sum()
+        self.segments()
+            .chain(&self.spares)
+            .map(|s| s.len() as u64)
+            .sum()
     }
 
-    /// Deletes every segment that lies wholly below `offset` and returns how
-    /// many were deleted. The active segment is never deleted. Call it with
-    /// the oldest offset any retained checkpoint still needs.
+    /// Removes every segment that lies wholly below `offset` from the log and
+    /// returns how many were removed. The active segment is never removed.
+    /// Call it with the oldest offset any retained checkpoint still needs.
     ///
-    /// This unlinks files and (unless the policy is `never`) syncs the folder:
-    /// run it off the shard's event loop when segments are large.
+    /// Up to `recycle_segments` removed segments are renamed and kept for
+    /// recycling; the others are deleted. Unless the policy is `never`, the
+    /// folder is synced. Deleting large files takes milliseconds: with
+    /// recycling on and one or two segments per call, this is only renames.
     pub fn truncate_before(&mut self, offset: LogOffset) -> Result<usize> {
         self.check_poison()?;
         let mut deleted = 0;
-        while let Some(oldest) = self.sealed.front() {
-            if oldest.end() > offset {
+        while self
+            .sealed
+            .front()
+            .is_some_and(|oldest| oldest.end() <= offset)
+        {
+            let Some(oldest) = self.sealed.pop_front() else {
                 break;
-            }
-            let path = oldest.path().to_path_buf();
-            std::fs::remove_file(&path).map_err(Error::io("delete", &path))?;
-            self.sealed.pop_front();
+            };
             deleted += 1;
+            if self.spares.len() < self.options.recycle_segments
+                && oldest.len() as u64 == self.options.segment_bytes
+            {
+                self.spares.push(oldest.retire()?);
+            } else {
+                let path = oldest.path().to_path_buf();
+                drop(oldest);
+                std::fs::remove_file(&path).map_err(Error::io("delete", &path))?;
+            }
         }
         if deleted > 0 && self.options.fsync.syncs() {
             sync_dir(&self.dir)?;
@@ -221,12 +241,11 @@ impl Log {
                     // wrong segment must never be used.
                     drop(stale.wait());
                 }
-                Segment::create(
-                    &self.dir,
-                    base,
-                    self.options.segment_bytes,
-                    self.options.fsync.syncs(),
-                )?
+                let sync = self.options.fsync.syncs();
+                match self.spares.pop() {
+                    Some(spare) => spare.recycle(&self.dir, base, sync)?,
+                    None => Segment::create(&self.dir, base, self.options.segment_bytes, sync)?,
+                }
             }
         };
         let full = std::mem::replace(&mut self.active, next);
@@ -246,6 +265,7 @@ impl Log {
             self.active.end(),
             self.options.segment_bytes,
             self.options.fsync.syncs(),
+            self.spares.pop(),
         ) {
             Ok(prepared) => self.prepared = Some(prepared),
             Err(e) => {
