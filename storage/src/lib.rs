@@ -63,3 +63,17 @@ pub mod log;
 pub use checkpoint::{CheckpointId, CheckpointStore, CheckpointWriter, LoadedCheckpoint, Manifest};
 pub use error::{Error, Result};
 pub use log::{FsyncPolicy, Log, LogOffset, LogOptions, Record, RecoveryReport, SyncJob};
+
+#[cfg(test)]
+mod tests {
+    /// What the runtime moves between threads must be movable.
+    fn assert_send_static<T: Send + 'static>() {}
+
+    #[test]
+    fn sync_jobs_logs_and_checkpoint_writers_can_move_to_other_threads() {
+        assert_send_static::<crate::SyncJob>();
+        assert_send_static::<crate::Log>();
+        assert_send_static::<crate::CheckpointWriter>();
+        assert_send_static::<crate::Error>();
+    }
+}

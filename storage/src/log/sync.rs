@@ -69,7 +69,7 @@ struct Part {
 }
 
 /// A flush of the log up to [`target`](SyncJob::target), to run on a blocking
-/// thread. See the [module docs](self).
+/// thread. See "Durability" in the [`log` module docs](crate::log#durability).
 #[derive(Debug)]
 #[must_use = "a sync job does nothing until it is run"]
 pub struct SyncJob {
