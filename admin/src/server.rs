@@ -5,10 +5,13 @@
 //! (`[admin] metrics`) serves `/metrics` and `/health` only. When both addresses are the
 //! same, one listener serves everything. Requests are answered one at a time per listener:
 //! the slowest answer is bounded by the shard timeout, and a slow scan on the REST port
-//! never delays a scrape on the metrics port.
+//! never delays a scrape on the metrics port. The rare request that comes with a body (no
+//! route takes one) is answered on a thread of its own, because reading or draining a body
+//! waits for the client, and a client must not be able to stall a listener.
 //!
 //! Lifecycle is RAII: [`AdminServer::shutdown`], or dropping the server, stops accepting,
-//! finishes the request in hand and joins the threads.
+//! finishes the request in hand and joins the listener threads (a thread answering a
+//! request with a body is not joined: it ends when its client sends or goes away).
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -235,6 +238,7 @@ fn spawn(
 fn serve(http: &tiny_http::Server, router: &Router, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         match http.recv() {
+            Ok(request) if has_body(&request) => answer_aside(request, router.clone()),
             Ok(request) => answer(request, router),
             // `unblock` (shutdown) or an accept error; the loop condition decides.
             Err(e) => {
@@ -247,13 +251,36 @@ fn serve(http: &tiny_http::Server, router: &Router, stop: &AtomicBool) {
     }
 }
 
+/// Whether the client announced a body (no route takes one, but it must be read or
+/// drained before the connection can be used again).
+fn has_body(request: &tiny_http::Request) -> bool {
+    request.body_length().is_some_and(|n| n > 0)
+        || request
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding"))
+}
+
+/// Answers a request with a body on a thread of its own. Reading a body, and even
+/// dropping a request whose body was not read (tiny_http drains it), waits for the
+/// client; a client that announces a body and never sends it must not stall the listener.
+fn answer_aside(request: tiny_http::Request, router: Router) {
+    let spawned = thread::Builder::new()
+        .name("weir-admin-body".to_owned())
+        .spawn(move || answer(request, &router));
+    if let Err(e) = spawned {
+        // The request went down with the closure; tiny_http answered it 500.
+        tracing::warn!(error = %e, "cannot spawn a thread to answer a request with a body");
+    }
+}
+
 fn answer(mut request: tiny_http::Request, router: &Router) {
     let mut converted = Request::new(Method::parse(request.method().as_str()), request.url());
     for header in request.headers() {
         converted = converted.with_header(header.field.as_str().as_str(), header.value.as_str());
     }
-    // Read one byte past the limit, so the router sees that the body is too large without
-    // the admin thread buffering all of it.
+    // A declared length over the limit is refused from the header alone; otherwise read
+    // one byte past the limit, so the router sees a body that is too large.
     let declared = request.body_length().unwrap_or(0);
     if declared <= MAX_BODY_BYTES {
         let mut body = Vec::new();
