@@ -35,12 +35,18 @@ pub enum Problem {
         /// How long it has been silent, in ms.
         silent_ms: u64,
     },
+    /// A shard's loop has ended while the engine is still running.
+    ShardStopped {
+        /// The shard.
+        shard: usize,
+    },
     /// A sink keeps failing and its circuit breaker is open: results wait.
     SinkCircuitOpen {
-        /// The pipeline of the sink.
-        pipeline: String,
-        /// The sink, as described by the runtime (e.g. `file out/clicks.jsonl`).
-        sink: String,
+        /// The shard whose sink it is.
+        shard: usize,
+        /// The sink, as described by the runtime (e.g. `clicks: file out/clicks.jsonl`),
+        /// when it knows which.
+        sink: Option<String>,
     },
     /// A shard's append log failed to sync and was poisoned; the engine is stopping.
     LogPoisoned {
@@ -65,16 +71,46 @@ impl fmt::Display for Problem {
                     "shard {shard} has stalled: no progress for {silent_ms} ms"
                 )
             }
-            Problem::SinkCircuitOpen { pipeline, sink } => {
-                write!(
-                    f,
-                    "pipeline {pipeline}: sink {sink} is failing (circuit open)"
-                )
-            }
+            Problem::ShardStopped { shard } => write!(f, "shard {shard} has stopped"),
+            Problem::SinkCircuitOpen { shard, sink } => match sink {
+                Some(sink) => write!(f, "shard {shard}: sink {sink} is failing (circuit open)"),
+                None => write!(f, "shard {shard}: a sink is failing (circuit open)"),
+            },
             Problem::LogPoisoned { shard, reason } => {
                 write!(f, "shard {shard}: append log poisoned: {reason}")
             }
             Problem::Other { reason } => f.write_str(reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_read_as_sentences_and_serialise_with_their_kind() {
+        let problems = [
+            Problem::ShardStopped { shard: 2 },
+            Problem::SinkCircuitOpen {
+                shard: 0,
+                sink: Some("clicks: file out/clicks.jsonl".into()),
+            },
+            Problem::SinkCircuitOpen {
+                shard: 1,
+                sink: None,
+            },
+        ];
+        let sentences: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            sentences,
+            [
+                "shard 2 has stopped",
+                "shard 0: sink clicks: file out/clicks.jsonl is failing (circuit open)",
+                "shard 1: a sink is failing (circuit open)",
+            ]
+        );
+        let json = serde_json::to_string(&problems[0]).unwrap_or_default();
+        assert_eq!(json, r#"{"kind":"shard_stopped","shard":2}"#);
     }
 }

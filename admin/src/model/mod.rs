@@ -4,6 +4,10 @@
 //! constructors: the binary fills them from the runtime, the router serialises them as
 //! they are. Field names are the JSON names. Times are integer milliseconds since the Unix
 //! epoch (`*_ms` on an instant), durations are `*_ms` or `*_s` as named, counts are `u64`.
+//!
+//! These are the wire format, not the domain: shards, checkpoint ids and times are plain
+//! numbers here so that the JSON stays plain and this crate needs none of the runtime's
+//! newtypes (`ShardId`, `CheckpointId`, `EventTime`); the backend unwraps them.
 
 mod checkpoint;
 mod health;

@@ -84,7 +84,8 @@ pub struct WindowState {
     pub min: f64,
     /// Largest value so far.
     pub max: f64,
-    /// Whether the window already fired and is kept for allowed lateness.
+    /// Whether the window already fired and is kept for allowed lateness (its end is at
+    /// or below the owning operator's watermark).
     pub fired: bool,
 }
 
