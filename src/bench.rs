@@ -21,7 +21,13 @@ pub enum BenchWindow {
 }
 
 /// Runs the benchmark and prints its line.
-pub fn bench(shards: usize, keys: u64, events: u64, window: BenchWindow) -> anyhow::Result<()> {
+pub fn bench(
+    shards: usize,
+    keys: u64,
+    events: u64,
+    window: BenchWindow,
+    pin: bool,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
     let window = match window {
         BenchWindow::Tumbling => r#"{ type = "tumbling", size_ms = 1000 }"#,
@@ -31,6 +37,7 @@ pub fn bench(shards: usize, keys: u64, events: u64, window: BenchWindow) -> anyh
     let text = format!(
         r#"
 data_dir = {data:?}
+{pin}
 [processing]
 parallelism = {shards}
 checkpoint_interval = 0
@@ -45,6 +52,12 @@ aggregates = ["count", "sum", "min", "max"]
 sinks = [{{ type = "blackhole" }}]
 "#,
         data = dir.path().display().to_string(),
+        pin = if pin {
+            let cores: Vec<String> = (0..shards).map(|c| c.to_string()).collect();
+            format!("[runtime]\ncores = [{}]", cores.join(", "))
+        } else {
+            String::new()
+        },
     );
     let config = weir_config::from_str(&text, "weir bench")?;
     let started = Instant::now();

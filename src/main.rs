@@ -39,6 +39,9 @@ enum Command {
         /// Window kind.
         #[arg(long, value_enum, default_value = "tumbling")]
         window: bench::BenchWindow,
+        /// Pin shard i to core i (when there are enough cores).
+        #[arg(long)]
+        pin: bool,
     },
     /// Validate a config and print the resolved plan (exit 2 if invalid).
     Check {
@@ -85,9 +88,10 @@ fn main() -> ExitCode {
             keys,
             events,
             window,
+            pin,
         } => {
             init_tracing(false);
-            match bench::bench(shards, keys, events, window) {
+            match bench::bench(shards, keys, events, window, pin) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

@@ -84,6 +84,10 @@ pub struct Watermarks {
     pub idle_timeout_ms: u64,
     /// When every input is idle, let the watermark follow the wall clock minus this lag.
     pub max_idle_lag_ms: Option<u64>,
+    /// Watermark alignment: a partition whose event time runs this far ahead of its
+    /// pipeline's watermark is not read until the others catch up (at least
+    /// `delay_ms + 1000`, so the slowest partition is never held).
+    pub max_drift_ms: u64,
 }
 
 /// How the append log is flushed to disk.

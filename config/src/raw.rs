@@ -101,6 +101,8 @@ pub(crate) struct RawWatermarks {
     #[serde(default = "default_idle_timeout_seconds")]
     pub idle_timeout_seconds: f64,
     pub max_idle_lag_seconds: Option<f64>,
+    #[serde(default = "default_max_drift_seconds")]
+    pub max_drift_seconds: f64,
 }
 
 impl Default for RawWatermarks {
@@ -109,6 +111,7 @@ impl Default for RawWatermarks {
             delay_seconds: default_delay_seconds(),
             idle_timeout_seconds: default_idle_timeout_seconds(),
             max_idle_lag_seconds: None,
+            max_drift_seconds: default_max_drift_seconds(),
         }
     }
 }
@@ -118,6 +121,9 @@ fn default_delay_seconds() -> f64 {
 }
 fn default_idle_timeout_seconds() -> f64 {
     10.0
+}
+fn default_max_drift_seconds() -> f64 {
+    5.0
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,4 +294,5 @@ pub(crate) struct RawPipelineWatermark {
     pub delay_ms: Option<i64>,
     pub idle_timeout_ms: Option<i64>,
     pub max_idle_lag_ms: Option<i64>,
+    pub max_drift_ms: Option<i64>,
 }

@@ -59,6 +59,10 @@ pub(crate) fn validate(raw: RawConfig) -> Checked<Config> {
             .max_idle_lag_seconds
             .map(|s| seconds_to_ms("watermarks.max_idle_lag_seconds", s))
             .transpose()?,
+        max_drift_ms: seconds_to_ms(
+            "watermarks.max_drift_seconds",
+            raw.watermarks.max_drift_seconds,
+        )?,
     };
     let storage = storage(&raw.storage)?;
     let admin = admin(&raw.admin)?;
@@ -292,6 +296,9 @@ fn pipeline(at: &str, raw: RawPipeline, defaults: &Watermarks) -> Checked<Pipeli
         if let Some(t) = w.idle_timeout_ms {
             watermark.idle_timeout_ms =
                 non_negative(&format!("{at}.watermark.idle_timeout_ms"), t)?;
+        }
+        if let Some(d) = w.max_drift_ms {
+            watermark.max_drift_ms = non_negative(&format!("{at}.watermark.max_drift_ms"), d)?;
         }
         if let Some(l) = w.max_idle_lag_ms {
             watermark.max_idle_lag_ms =

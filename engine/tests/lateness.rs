@@ -198,3 +198,22 @@ fn end_of_input_fires_every_remaining_window() {
         assert_eq!(h.op.stats().windows, 0, "{kind:?}");
     }
 }
+
+#[test]
+fn the_cheap_window_count_agrees_with_the_full_stats() {
+    for kind in [
+        WindowKind::Tumbling { size_ms: 10 },
+        WindowKind::Sliding {
+            size_ms: 30,
+            slide_ms: 10,
+        },
+        WindowKind::Session { gap_ms: 7 },
+    ] {
+        let mut h = Harness::new(kind, 20);
+        for (i, ts) in [1, 5, 9, 14, 30, 31, 50, 3, 70].into_iter().enumerate() {
+            h.event(["a", "b", "c"][i % 3], ts, 1.0);
+            h.watermark(ts - 5);
+            assert_eq!(h.op.window_count(), h.op.stats().windows, "{kind:?}");
+        }
+    }
+}

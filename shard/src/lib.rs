@@ -305,6 +305,7 @@ fn build_pipelines(
                 ),
                 finished: false,
                 lowest_since: now,
+                aligned_out: false,
             })
             .collect();
         let counters = &setup.counters;

@@ -24,6 +24,8 @@ pub(crate) struct PartitionState {
     pub finished: bool,
     /// Since when (ms) its watermark has been the lowest.
     pub lowest_since: u64,
+    /// Held back by watermark alignment.
+    pub aligned_out: bool,
 }
 
 /// A pipeline on one shard.
@@ -149,6 +151,34 @@ impl ShardPipeline {
             self.counters.pipelines[self.index][self.shard]
                 .watermark
                 .store(combined.0, Ordering::Relaxed);
+        }
+    }
+
+    /// Watermark alignment: pauses partitions running more than the allowed drift ahead
+    /// of the pipeline's watermark and resumes them when it catches up. Before the
+    /// first watermark nothing is held.
+    pub fn align(&mut self, now_ms: u64) {
+        let wm = self.op.watermark();
+        let drift = self
+            .spec
+            .watermark
+            .max_drift_ms
+            .max(self.spec.watermark.delay_ms + 1000) as i64;
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        for p in &mut self.partitions {
+            let ahead = wm != Watermark::MIN
+                && wm != Watermark::MAX
+                && p.clock.max_time() > wm.0.saturating_add(drift);
+            if ahead != p.aligned_out {
+                p.aligned_out = ahead;
+                source.set_paused(p.id, ahead);
+            }
+            if ahead {
+                // Waiting for others is not silence: never let it look idle.
+                p.clock.held_back(now_ms);
+            }
         }
     }
 

@@ -65,6 +65,7 @@ struct Shard {
     drained_from: Vec<bool>,
     next_inbox: usize,
     last_sink_flush: Instant,
+    last_gauges: Instant,
 }
 
 impl Shard {
@@ -403,6 +404,7 @@ impl Shard {
             if !self.stopping && !backpressured {
                 for p in 0..self.pipelines.len() {
                     if self.pipelines[p].running && self.pipelines[p].has_live_partitions() {
+                        self.pipelines[p].align(now_ms());
                         work += self.poll_source(p).await;
                     } else {
                         let now = now_ms();
@@ -432,10 +434,13 @@ impl Shard {
             }
             self.send_pending()?;
             self.flush_sinks(false).await;
-            for pl in &self.pipelines {
-                pl.counters.pipelines[pl.index][pl.shard]
-                    .active_windows
-                    .store(pl.op.stats().windows as u64, Ordering::Relaxed);
+            if self.last_gauges.elapsed() >= Duration::from_millis(100) {
+                self.last_gauges = Instant::now();
+                for pl in &self.pipelines {
+                    pl.counters.pipelines[pl.index][pl.shard]
+                        .active_windows
+                        .store(pl.op.window_count() as u64, Ordering::Relaxed);
+                }
             }
             if self.finished() || (self.stopping && self.drained()) {
                 self.flush_sinks(true).await;
@@ -527,6 +532,7 @@ pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) 
         drained_from: vec![false; nr_shards],
         next_inbox: 0,
         last_sink_flush: Instant::now(),
+        last_gauges: Instant::now(),
     };
     let result = shard.run().await;
     if let Err(e) = &result {

@@ -217,6 +217,14 @@ impl WindowOperator {
         }
     }
 
+    /// Open (key, window) states — panes of time windows, sessions — counted cheaply.
+    pub fn window_count(&self) -> usize {
+        match self {
+            WindowOperator::Time(op) => op.window_count(),
+            WindowOperator::Session(op) => op.window_count(),
+        }
+    }
+
     /// The open windows of the keys that `select` accepts, at most `limit` of them.
     pub fn open_windows(
         &self,

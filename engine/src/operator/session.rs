@@ -54,6 +54,8 @@ pub struct SessionOperator {
     keys: HashTable<KeySessions>,
     timers: BTreeMap<i64, Vec<Key>>,
     watermark: i64,
+    /// Open sessions over all keys.
+    nr_sessions: usize,
 }
 
 impl SessionOperator {
@@ -66,6 +68,7 @@ impl SessionOperator {
             keys: HashTable::new(),
             timers: BTreeMap::new(),
             watermark: i64::MIN,
+            nr_sessions: 0,
         }
     }
 
@@ -125,6 +128,7 @@ impl SessionOperator {
         let mut acc = Accumulator::new();
         acc.add(event.value, &self.spec);
         let mut emitted: Option<u32> = None;
+        self.nr_sessions = self.nr_sessions + 1 - (last - first);
         for s in ks.sessions.drain(first..last) {
             start = start.min(s.start);
             end = end.max(s.end);
@@ -198,6 +202,7 @@ impl SessionOperator {
         }
         let lateness = self.lateness;
         let mut next = i64::MAX;
+        let before = ks.sessions.len();
         ks.sessions.retain_mut(|s| {
             if s.dirty && s.end <= wm {
                 let revision = s.emitted.map_or(0, |r| r + 1);
@@ -214,12 +219,18 @@ impl SessionOperator {
             next = next.min(if s.dirty { s.end } else { expires });
             true
         });
+        self.nr_sessions -= before - ks.sessions.len();
         if ks.sessions.is_empty() {
             entry.remove();
             return;
         }
         ks.timer = next;
         self.timers.entry(next).or_default().push(key.clone());
+    }
+
+    /// Open sessions.
+    pub fn window_count(&self) -> usize {
+        self.nr_sessions
     }
 
     /// State sizes.

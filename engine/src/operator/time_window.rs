@@ -324,6 +324,11 @@ impl TimeWindowOperator {
         }
     }
 
+    /// Open (key, pane) states.
+    pub fn window_count(&self) -> usize {
+        self.panes.iter().map(|p| p.table.len()).sum()
+    }
+
     /// State sizes.
     pub fn stats(&self) -> StateStats {
         let mut keys = hashbrown::HashSet::new();

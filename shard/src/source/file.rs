@@ -61,6 +61,8 @@ struct FilePartition {
     finished: bool,
     /// Skipping the rest of an over-long line.
     skipping: bool,
+    /// Held back by watermark alignment.
+    paused: bool,
 }
 
 /// The files of a pipeline that one shard reads.
@@ -87,6 +89,7 @@ impl FileSource {
                     header: None,
                     finished: false,
                     skipping: false,
+                    paused: false,
                 })
                 .collect(),
             next: 0,
@@ -259,16 +262,22 @@ impl Source for FileSource {
                 let idx = self.next % n;
                 self.next = self.next.wrapping_add(1);
                 let part = &mut self.partitions[idx];
-                if part.finished {
+                if part.finished || part.paused {
                     continue;
                 }
                 return part.poll(self.spec.format, self.spec.follow, out).await;
             }
-            for p in &self.partitions {
+            for p in self.partitions.iter().filter(|p| p.finished) {
                 out.finished(p.id);
             }
             Ok(())
         })
+    }
+
+    fn set_paused(&mut self, partition: PartitionId, paused: bool) {
+        if let Some(p) = self.partitions.iter_mut().find(|p| p.id == partition) {
+            p.paused = paused;
+        }
     }
 
     fn positions(&self) -> Vec<(PartitionId, Offset)> {

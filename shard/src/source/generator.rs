@@ -39,6 +39,8 @@ struct Partition {
     end: u64,
     /// Offset at which pacing restarted (after a seek).
     paced_from: u64,
+    /// Held back by watermark alignment.
+    paused: bool,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -78,6 +80,7 @@ impl GeneratorSource {
                     next: 0,
                     end,
                     paced_from: 0,
+                    paused: false,
                 }
             })
             .collect();
@@ -147,8 +150,13 @@ impl Source for GeneratorSource {
             }
             // One partition per poll, in turn, so all partitions advance together.
             let n = self.partitions.len();
-            let idx = self.next % n;
-            self.next = self.next.wrapping_add(1);
+            let Some(idx) = (0..n)
+                .map(|k| (self.next + k) % n)
+                .find(|&i| !self.partitions[i].paused)
+            else {
+                return Ok(());
+            };
+            self.next = idx.wrapping_add(1);
             let part = &self.partitions[idx];
             let (id, from) = (part.id, part.next);
             if from >= part.end {
@@ -171,6 +179,12 @@ impl Source for GeneratorSource {
             }
             Ok(())
         })
+    }
+
+    fn set_paused(&mut self, partition: PartitionId, paused: bool) {
+        if let Some(p) = self.partitions.iter_mut().find(|p| p.id == partition) {
+            p.paused = paused;
+        }
     }
 
     fn positions(&self) -> Vec<(PartitionId, Offset)> {

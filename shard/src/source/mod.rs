@@ -53,6 +53,11 @@ pub trait Source {
     /// Moves a partition to a position (restoring a checkpoint).
     fn seek(&mut self, partition: PartitionId, next: Offset) -> Result<(), SourceError>;
 
+    /// Stops (`true`) or resumes reading one partition, for watermark alignment: a
+    /// paused partition is skipped by [`Source::poll`] and reported neither empty nor
+    /// finished. The default reads every partition always.
+    fn set_paused(&mut self, _partition: PartitionId, _paused: bool) {}
+
     /// A checkpoint covering these positions is complete (a no-op for replayable files).
     fn commit(&mut self, _positions: &[(PartitionId, Offset)]) {}
 }
