@@ -30,6 +30,9 @@ pub mod event;
 pub mod key;
 pub mod operator;
 pub mod result;
+// rkyv's derive makes archived twins of the snapshot types, which carry no docs.
+#[allow(missing_docs)]
+pub mod snapshot;
 pub mod time;
 pub mod watermark;
 

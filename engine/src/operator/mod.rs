@@ -217,6 +217,26 @@ impl WindowOperator {
         }
     }
 
+    /// The whole state, for a checkpoint.
+    pub fn snapshot(&self) -> crate::snapshot::OperatorState {
+        match self {
+            WindowOperator::Time(op) => op.snapshot(),
+            WindowOperator::Session(op) => op.snapshot(),
+        }
+    }
+
+    /// Adds the state of a snapshot, keeping only keys that `keep` accepts.
+    pub fn restore(
+        &mut self,
+        state: &crate::snapshot::OperatorState,
+        keep: &mut dyn FnMut(&Key) -> bool,
+    ) {
+        match self {
+            WindowOperator::Time(op) => op.restore(state, keep),
+            WindowOperator::Session(op) => op.restore(state, keep),
+        }
+    }
+
     /// Open (key, window) states — panes of time windows, sessions — counted cheaply.
     pub fn window_count(&self) -> usize {
         match self {

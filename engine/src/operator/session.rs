@@ -23,6 +23,7 @@ use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
 use crate::aggregate::{Accumulator, AggSpec};
 use crate::event::Event;
 use crate::key::Key;
+use crate::snapshot::{AccState, OperatorState, SessionEntry};
 use crate::time::Watermark;
 
 #[derive(Debug, Clone)]
@@ -226,6 +227,73 @@ impl SessionOperator {
         }
         ks.timer = next;
         self.timers.entry(next).or_default().push(key.clone());
+    }
+
+    /// The whole state, for a checkpoint.
+    pub fn snapshot(&self) -> OperatorState {
+        let mut state = OperatorState {
+            watermark: self.watermark,
+            ..OperatorState::default()
+        };
+        for ks in self.keys.iter() {
+            for s in &ks.sessions {
+                state.sessions.push(SessionEntry {
+                    key: ks.key.as_str().to_owned(),
+                    start: s.start,
+                    end: s.end,
+                    acc: AccState::of(&s.acc),
+                    emitted: s.emitted,
+                    dirty: s.dirty,
+                });
+            }
+        }
+        state
+    }
+
+    /// Adds the sessions of `state` whose key `keep` accepts (restoring a checkpoint).
+    /// The watermark becomes the lowest seen.
+    pub fn restore(&mut self, state: &OperatorState, keep: &mut dyn FnMut(&Key) -> bool) {
+        if self.watermark == i64::MIN || state.watermark < self.watermark {
+            self.watermark = state.watermark;
+        }
+        for e in &state.sessions {
+            let key = Key::new(&e.key);
+            if !keep(&key) {
+                continue;
+            }
+            let session = Session {
+                start: e.start,
+                end: e.end,
+                acc: e.acc.restore(&self.spec),
+                emitted: e.emitted,
+                dirty: e.dirty,
+            };
+            let due = if session.dirty {
+                session.end
+            } else {
+                session.end.saturating_add(self.lateness)
+            };
+            let ks = match self
+                .keys
+                .entry(key.hash(), |k| k.key == key, |k| k.key.hash())
+            {
+                hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
+                hashbrown::hash_table::Entry::Vacant(v) => v
+                    .insert(KeySessions {
+                        key: key.clone(),
+                        sessions: Vec::with_capacity(1),
+                        timer: i64::MAX,
+                    })
+                    .into_mut(),
+            };
+            let at = ks.sessions.partition_point(|s| s.start < session.start);
+            ks.sessions.insert(at, session);
+            self.nr_sessions += 1;
+            if due < ks.timer {
+                ks.timer = due;
+                self.timers.entry(due).or_default().push(key);
+            }
+        }
     }
 
     /// Open sessions.

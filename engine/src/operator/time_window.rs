@@ -16,6 +16,7 @@ use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
 use crate::aggregate::{Accumulator, AggSpec};
 use crate::event::Event;
 use crate::key::Key;
+use crate::snapshot::{AccState, OperatorState, PaneEntry, RevisionEntry};
 use crate::time::Watermark;
 
 #[derive(Debug)]
@@ -320,6 +321,75 @@ impl TimeWindowOperator {
                 entry.remove();
             } else {
                 break;
+            }
+        }
+    }
+
+    /// The whole state, for a checkpoint.
+    pub fn snapshot(&self) -> OperatorState {
+        let mut state = OperatorState {
+            watermark: self.watermark,
+            ..OperatorState::default()
+        };
+        for pane in &self.panes {
+            for e in pane.table.iter() {
+                state.panes.push(PaneEntry {
+                    pane: pane.start,
+                    key: e.key.as_str().to_owned(),
+                    acc: AccState::of(&e.acc),
+                });
+            }
+        }
+        for (&end, table) in &self.revisions {
+            for r in table.iter() {
+                state.revisions.push(RevisionEntry {
+                    end,
+                    key: r.key.as_str().to_owned(),
+                    revision: r.revision,
+                });
+            }
+        }
+        state
+    }
+
+    /// Adds the entries of `state` whose key `keep` accepts (restoring a checkpoint,
+    /// possibly from several shards' snapshots). The watermark becomes the lowest seen.
+    pub fn restore(&mut self, state: &OperatorState, keep: &mut dyn FnMut(&Key) -> bool) {
+        if self.watermark == i64::MIN || state.watermark < self.watermark {
+            self.watermark = state.watermark;
+        }
+        for e in &state.panes {
+            let key = Key::new(&e.key);
+            if !keep(&key) {
+                continue;
+            }
+            let i = self.pane_index(e.pane);
+            let acc = e.acc.restore(&self.spec);
+            let table = &mut self.panes[i].table;
+            match table.entry(key.hash(), |x| x.key == key, |x| x.key.hash()) {
+                hashbrown::hash_table::Entry::Occupied(mut o) => {
+                    o.get_mut().acc.merge(&acc, &self.spec)
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(Entry { key, acc });
+                }
+            }
+        }
+        for r in &state.revisions {
+            let key = Key::new(&r.key);
+            if !keep(&key) {
+                continue;
+            }
+            let table = self.revisions.entry(r.end).or_default();
+            if table.find(key.hash(), |x| x.key == key).is_none() {
+                table.insert_unique(
+                    key.hash(),
+                    Revision {
+                        key,
+                        revision: r.revision,
+                    },
+                    |x| x.key.hash(),
+                );
             }
         }
     }
