@@ -22,6 +22,18 @@ pub enum Control {
         /// Where to answer.
         reply: Sender<ShardReport>,
     },
+    /// Start checkpoint `id`: record positions, send barriers.
+    Checkpoint {
+        /// The checkpoint.
+        id: u64,
+    },
+    /// Checkpoint `id` is complete: sources may release what it covers.
+    Committed {
+        /// The checkpoint.
+        id: u64,
+    },
+    /// Leave the shard loop (after the final checkpoint).
+    Shutdown,
     /// List open windows of a pipeline's keys.
     Windows {
         /// Index of the pipeline.

@@ -53,6 +53,12 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The checkpoint to restore cannot be used.
+    #[error("checkpoint: {reason}")]
+    Checkpoint {
+        /// What is wrong.
+        reason: String,
+    },
     /// A shard stopped with an error.
     #[error("shard {shard} failed: {reason}")]
     Shard {

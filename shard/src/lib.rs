@@ -18,8 +18,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod control;
 pub mod error;
+mod handle;
 pub mod message;
 pub mod metrics;
 mod pipeline;
@@ -44,6 +46,7 @@ use weir_engine::{
 
 pub use control::{Control, PartitionReport, PipelineReport, ShardReport};
 pub use error::{Error, Result};
+pub use handle::{KeyFilter, RuntimeHandle};
 pub use metrics::Counters;
 
 use pipeline::{PartitionState, ShardPipeline, agg_spec, open_sink};
@@ -58,6 +61,9 @@ pub struct Runtime {
     stop: Arc<AtomicBool>,
     handles: Vec<glommio::ExecutorJoinHandle<Result<()>>>,
     started: Instant,
+    coordinator: checkpoint::CoordinatorHandle,
+    coordinator_thread: Option<std::thread::JoinHandle<()>>,
+    files: Arc<[Vec<PathBuf>]>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -105,7 +111,33 @@ impl Runtime {
         let counters = Arc::new(Counters::new(nr_shards, config.pipelines.len()));
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
-        let generator_start = now_ms() as i64;
+
+        // Restore: the latest complete checkpoint, and sinks repaired to exactly its output.
+        let checkpoints = config.data_dir.join("checkpoints");
+        let store =
+            weir_storage::CheckpointStore::open(&checkpoints, config.storage.retain_checkpoints)
+                .map_err(|e| Error::Checkpoint {
+                    reason: format!("{}: {e}", checkpoints.display()),
+                })?;
+        let restore = Arc::new(checkpoint::Restore::load(&config, &store)?);
+        for file in checkpoint::exactly_once_files(&config) {
+            sink::transaction::recover(&file, restore.id).map_err(|source| Error::Io {
+                path: file.clone(),
+                source,
+            })?;
+        }
+        let now = now_ms() as i64;
+        let generator_start: Vec<Option<i64>> = config
+            .pipelines
+            .iter()
+            .map(|p| match &p.source {
+                SourceSpec::Generator(g) => {
+                    Some(g.start_ms.or(restore.generator_start(&p.id)).unwrap_or(now))
+                }
+                _ => None,
+            })
+            .collect();
+        let (ack_tx, ack_rx) = bounded(nr_shards * 4);
 
         // One bounded channel per (from, to) pair, in batches.
         let capacity = (config.processing.queue_size / config.processing.batch_size).max(2);
@@ -138,14 +170,17 @@ impl Runtime {
                 counters: Arc::clone(&counters),
                 stop: Arc::clone(&stop),
                 epoch,
+                acks: ack_tx.clone(),
             };
             let files = files.clone();
+            let restore = Arc::clone(&restore);
+            let generator_start = generator_start.clone();
             let placement = placement::placement(cores.as_deref(), shard)?;
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("weir-shard-{shard}"))
                 .io_memory(placement::IO_MEMORY_BYTES)
                 .spawn(move || async move {
-                    let pipelines = build_pipelines(&setup, &files, generator_start)?;
+                    let pipelines = build_pipelines(&setup, &files, &generator_start, &restore)?;
                     run_shard(setup, pipelines).await
                 })
                 .map_err(|e| Error::Executor {
@@ -154,6 +189,21 @@ impl Runtime {
                 })?;
             handles.push(handle);
         }
+        let (coordinator, coordinator_handle) = checkpoint::Coordinator::new(
+            Arc::clone(&config),
+            store,
+            controls.clone(),
+            ack_rx,
+            Arc::clone(&counters),
+            generator_start,
+        );
+        let coordinator_thread = std::thread::Builder::new()
+            .name("weir-checkpoints".into())
+            .spawn(move || coordinator.run())
+            .map_err(|e| Error::Executor {
+                shard: nr_shards,
+                reason: format!("cannot start the checkpoint coordinator: {e}"),
+            })?;
         Ok(Self {
             config,
             counters,
@@ -161,6 +211,9 @@ impl Runtime {
             stop,
             handles,
             started: epoch,
+            coordinator: coordinator_handle,
+            coordinator_thread: Some(coordinator_thread),
+            files: files.into(),
         })
     }
 
@@ -184,6 +237,19 @@ impl Runtime {
         &self.controls
     }
 
+    /// A cloneable view for observers (the admin thread): counters, questions to the
+    /// shards, pausing pipelines; see [`RuntimeHandle`].
+    pub fn handle(&self) -> RuntimeHandle {
+        RuntimeHandle {
+            config: Arc::clone(&self.config),
+            counters: Arc::clone(&self.counters),
+            controls: self.controls.clone().into(),
+            stop: Arc::clone(&self.stop),
+            files: Arc::clone(&self.files),
+            started: self.started,
+        }
+    }
+
     /// The flag that asks every shard to stop (a signal handler may raise it).
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
@@ -204,41 +270,36 @@ impl Runtime {
 
     /// Asks every shard for its report, waiting at most `timeout` for each.
     pub fn inspect(&self, timeout: Duration) -> Vec<Option<ShardReport>> {
-        let asks: Vec<_> = self
-            .controls
-            .iter()
-            .map(|c| {
-                let (tx, rx) = bounded(1);
-                let sent = c.try_send(Control::Inspect { reply: tx }).is_ok();
-                (sent, rx)
-            })
-            .collect();
-        let deadline = Instant::now() + timeout;
-        asks.into_iter()
-            .map(|(sent, rx)| {
-                if !sent {
-                    return None;
-                }
-                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .ok()
-            })
-            .collect()
+        handle::inspect(&self.controls, timeout)
     }
 
     /// Pauses or resumes reading a pipeline's sources on every shard.
     pub fn set_running(&self, pipeline: usize, running: bool) -> bool {
-        self.controls.iter().all(|c| {
-            c.send_timeout(
-                Control::SetRunning { pipeline, running },
-                Duration::from_secs(1),
-            )
-            .is_ok()
-        })
+        handle::set_running(&self.controls, pipeline, running)
+    }
+
+    /// Takes a checkpoint now and waits (at most `timeout`) until it is complete.
+    pub fn checkpoint(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<checkpoint::CheckpointInfo, String> {
+        self.coordinator.checkpoint(timeout)
+    }
+
+    /// Recent completed checkpoints, oldest first.
+    pub fn checkpoints(&self) -> Vec<checkpoint::CheckpointInfo> {
+        self.coordinator.history()
+    }
+
+    /// A cloneable handle on the checkpoint coordinator.
+    pub fn coordinator(&self) -> checkpoint::CoordinatorHandle {
+        self.coordinator.clone()
     }
 
     /// Waits for every shard to end.
-    pub fn wait(self) -> Result<()> {
+    pub fn wait(mut self) -> Result<()> {
         let mut first_error = None;
+        let coordinator = self.coordinator_thread.take();
         for (shard, h) in self.handles.into_iter().enumerate() {
             match h.join() {
                 Ok(Ok(())) => {}
@@ -253,6 +314,9 @@ impl Runtime {
                 }
             }
         }
+        if let Some(c) = coordinator {
+            let _ = c.join();
+        }
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -260,7 +324,8 @@ impl Runtime {
 fn build_pipelines(
     setup: &ShardSetup,
     files: &[Vec<PathBuf>],
-    generator_start: i64,
+    generator_start: &[Option<i64>],
+    restore: &checkpoint::Restore,
 ) -> Result<Vec<ShardPipeline>> {
     let config = &setup.config;
     let nr_shards = setup.outboxes.len();
@@ -277,7 +342,11 @@ fn build_pipelines(
                     .filter(|p| *p as usize % nr_shards == shard)
                     .map(PartitionId)
                     .collect();
-                let start = g.start_ms.unwrap_or(generator_start);
+                let start = generator_start
+                    .get(index)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(now as i64);
                 Some(Box::new(GeneratorSource::new(g, &owned, start)))
             }
             SourceSpec::File(f) => {
@@ -310,7 +379,6 @@ fn build_pipelines(
             .collect();
         let counters = &setup.counters;
         let circuit = Arc::new(AtomicBool::new(false));
-        let shard_counters = &counters.shards[shard];
         let io = |path: &str| {
             let path = path.to_owned();
             move |source| Error::Io {
@@ -321,12 +389,12 @@ fn build_pipelines(
         let sinks = spec
             .sinks
             .iter()
-            .map(|s| open_sink(s, shard_counters, Arc::clone(&circuit)).map_err(io(&s.to_string())))
+            .map(|s| open_sink(s, shard, Arc::clone(&circuit)).map_err(io(&s.to_string())))
             .collect::<Result<Vec<_>>>()?;
         let late_sink = spec
             .late_sink
             .as_ref()
-            .map(|s| open_sink(s, shard_counters, Arc::clone(&circuit)).map_err(io(&s.to_string())))
+            .map(|s| open_sink(s, shard, Arc::clone(&circuit)).map_err(io(&s.to_string())))
             .transpose()?;
         let dl_path = config
             .data_dir
@@ -339,6 +407,31 @@ fn build_pipelines(
             circuit,
         );
         let nr_parts = partitions.len();
+        // Restore: seek owned partitions, resume their clocks, and take the window
+        // state of the key groups this shard owns from every old shard's snapshot.
+        let mut source = source;
+        let mut partitions = partitions;
+        let positions = restore.positions(&spec.id);
+        for part in &mut partitions {
+            if let Some(&(offset, max_time)) = positions.get(&part.id.0) {
+                if let Some(s) = source.as_mut() {
+                    s.seek(part.id, weir_engine::Offset(offset))
+                        .map_err(|e| Error::Source {
+                            pipeline: spec.id.clone(),
+                            reason: e.to_string(),
+                        })?;
+                }
+                part.clock.restore_max_time(max_time);
+            }
+        }
+        let mut op = WindowOperator::new(&spec.window, agg.clone());
+        let map = KeyGroupMap::new(config.processing.key_groups, nr_shards as u32);
+        let mut mine = |k: &weir_engine::Key| map.shard_of_hash(k.hash()) as usize == shard;
+        for old in &restore.shards {
+            for p in old.pipelines.iter().filter(|p| p.id == spec.id) {
+                op.restore(&p.operator, &mut mine);
+            }
+        }
         out.push(ShardPipeline {
             index,
             spec: spec.clone(),
@@ -351,7 +444,7 @@ fn build_pipelines(
             sent_watermark: shard::NOTHING_SENT,
             outgoing: (0..nr_shards).map(|_| Vec::new()).collect(),
             outgoing_since: vec![0; nr_shards],
-            op: WindowOperator::new(&spec.window, agg.clone()),
+            op,
             op_tracker: WatermarkTracker::new(nr_shards, spec.watermark.max_idle_lag_ms),
             output: Output::default(),
             encoder: ResultEncoder::new(&spec.id, agg),

@@ -33,6 +33,9 @@ pub struct ShardCounters {
     pub sink_circuit_open: AtomicBool,
     /// Whether the shard loop has ended.
     pub stopped: AtomicBool,
+    /// Whether the shard has finished its input (or drained after a stop) and waits
+    /// only for the final checkpoint.
+    pub quiesced: AtomicBool,
 }
 
 /// Counters of one pipeline on one shard.
@@ -95,6 +98,10 @@ pub struct Counters {
     pub shards: Vec<CachePadded<ShardCounters>>,
     /// Indexed by pipeline, then shard.
     pub pipelines: Vec<Vec<CachePadded<PipelineCounters>>>,
+    /// Completed checkpoints.
+    pub checkpoints_ok: AtomicU64,
+    /// Failed checkpoints.
+    pub checkpoints_failed: AtomicU64,
 }
 
 impl Counters {
@@ -105,6 +112,8 @@ impl Counters {
             pipelines: (0..pipelines)
                 .map(|_| (0..shards).map(|_| CachePadded::default()).collect())
                 .collect(),
+            checkpoints_ok: AtomicU64::new(0),
+            checkpoints_failed: AtomicU64::new(0),
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use hdrhistogram::Histogram;
-use weir_config::{Pipeline, Sink as SinkSpec};
+use weir_config::{Delivery, Pipeline, Sink as SinkSpec};
 use weir_engine::{
     AggSpec, Event, InputState, KeyGroupMap, Output, PartitionClock, PartitionId, ResultEncoder,
     Verdict, Watermark, WatermarkTracker, WindowOperator,
@@ -13,7 +13,8 @@ use weir_engine::{
 
 use crate::control::{PartitionReport, PipelineReport};
 use crate::metrics::{Counters, ShardCounters, add};
-use crate::sink::{BlackholeSink, ConsoleSink, FileSink, SinkWriter};
+
+use crate::sink::{BlackholeSink, ConsoleSink, FileSink, SinkWriter, StagedFileSink};
 use crate::source::{Source, SourceOutput};
 
 /// A source partition's watermark state on its reading shard.
@@ -70,16 +71,25 @@ impl std::fmt::Debug for ShardPipeline {
 /// Opens a sink of a spec.
 pub(crate) fn open_sink(
     spec: &SinkSpec,
-    counters: &ShardCounters,
+    shard: usize,
     circuit: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<SinkWriter> {
-    let _ = counters;
     Ok(match spec {
         SinkSpec::Console => SinkWriter::new(Box::new(ConsoleSink), circuit),
         SinkSpec::Blackhole => SinkWriter::new(Box::new(BlackholeSink), circuit).into_discarding(),
-        SinkSpec::File { path, delay_ms, .. } => {
-            SinkWriter::new(Box::new(FileSink::open(path, *delay_ms)?), circuit)
-        }
+        SinkSpec::File {
+            path,
+            delay_ms,
+            delivery: Delivery::AtLeastOnce,
+        } => SinkWriter::new(Box::new(FileSink::open(path, *delay_ms)?), circuit),
+        SinkSpec::File {
+            path,
+            delay_ms,
+            delivery: Delivery::ExactlyOnce,
+        } => SinkWriter::new(
+            Box::new(StagedFileSink::open(path, shard, *delay_ms)?),
+            circuit,
+        ),
     })
 }
 

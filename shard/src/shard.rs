@@ -21,11 +21,14 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use weir_config::Config;
 use weir_engine::{Event, Watermark};
 
+use crate::checkpoint::{PipelineSnapshot, PositionEntry, ShardAck, ShardSnapshot};
 use crate::control::{Control, ShardReport};
 use crate::error::Result;
+use crate::message::CheckpointId;
 use crate::message::Message;
 use crate::metrics::{Counters, add};
 use crate::pipeline::ShardPipeline;
+use weir_engine::{Offset, PartitionId};
 
 /// Everything a shard is given when it starts.
 pub(crate) struct ShardSetup {
@@ -37,6 +40,16 @@ pub(crate) struct ShardSetup {
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
     pub epoch: Instant,
+    pub acks: Sender<ShardAck>,
+}
+
+/// A checkpoint this shard has started and not yet snapshotted.
+struct InProgress {
+    id: u64,
+    /// Per pipeline, the source positions when the barrier was sent.
+    positions: Vec<Vec<PositionEntry>>,
+    /// Which shards' barriers have arrived (this shard's own included).
+    barriers: Vec<bool>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -61,6 +74,16 @@ struct Shard {
     pool: Vec<Vec<Event>>,
     local: Vec<Event>,
     stopping: bool,
+    acks: Sender<ShardAck>,
+    checkpoint: Option<InProgress>,
+    /// Inboxes held until the checkpoint in progress is aligned.
+    blocked: Vec<bool>,
+    /// The last checkpoint this shard snapshotted.
+    last_checkpoint: u64,
+    /// Positions of snapshotted checkpoints, released to sources when committed.
+    uncommitted: Vec<(u64, Vec<Vec<PositionEntry>>)>,
+    quiesced: bool,
+    shutdown: bool,
     drained_sent: bool,
     drained_from: Vec<bool>,
     next_inbox: usize,
@@ -139,6 +162,25 @@ impl Shard {
                 };
                 let _ = reply.try_send(report);
             }
+            Control::Checkpoint { id } => self.begin_checkpoint(id),
+            Control::Committed { id } => {
+                let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.uncommitted)
+                    .into_iter()
+                    .partition(|(c, _)| *c <= id);
+                self.uncommitted = rest;
+                if let Some((_, positions)) = done.into_iter().max_by_key(|(c, _)| *c) {
+                    for (pl, pos) in self.pipelines.iter_mut().zip(positions) {
+                        if let Some(source) = pl.source.as_mut() {
+                            let pos: Vec<_> = pos
+                                .iter()
+                                .map(|p| (PartitionId(p.partition), Offset(p.offset)))
+                                .collect();
+                            source.commit(&pos);
+                        }
+                    }
+                }
+            }
+            Control::Shutdown => self.shutdown = true,
             Control::Windows {
                 pipeline,
                 key,
@@ -192,7 +234,18 @@ impl Shard {
                     p.on_watermark(from, watermark, idle, now);
                 }
             }
-            Message::Barrier(_) => {}
+            Message::Barrier(id) => {
+                if id.0 <= self.last_checkpoint {
+                    return;
+                }
+                if self.checkpoint.as_ref().is_none_or(|c| c.id < id.0) {
+                    self.begin_checkpoint(id.0);
+                }
+                if let Some(c) = self.checkpoint.as_mut().filter(|c| c.id == id.0) {
+                    c.barriers[from] = true;
+                    self.blocked[from] = true;
+                }
+            }
             Message::Drained => self.drained_from[from] = true,
         }
     }
@@ -205,6 +258,9 @@ impl Shard {
         for i in 0..n {
             let from = (self.next_inbox + i) % n;
             for _ in 0..16 {
+                if self.blocked[from] {
+                    break;
+                }
                 let Some(rx) = &self.inboxes[from] else { break };
                 match rx.try_recv() {
                     Ok(msg) => {
@@ -386,6 +442,112 @@ impl Shard {
                 .all(|(i, &d)| d || i == self.id)
     }
 
+    /// Starts checkpoint `id` on this shard: records source positions, sends the
+    /// current watermarks and then the barrier behind every event routed so far.
+    fn begin_checkpoint(&mut self, id: u64) {
+        if id <= self.last_checkpoint || self.checkpoint.as_ref().is_some_and(|c| c.id >= id) {
+            return;
+        }
+        let positions = self
+            .pipelines
+            .iter()
+            .map(|pl| {
+                let max_time = |p: PartitionId| {
+                    pl.partitions
+                        .iter()
+                        .find(|s| s.id == p)
+                        .map_or(i64::MIN, |s| s.clock.max_time())
+                };
+                pl.source
+                    .as_ref()
+                    .map(|s| s.positions())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(p, o)| PositionEntry {
+                        partition: p.0,
+                        offset: o.0,
+                        max_time: max_time(p),
+                    })
+                    .collect()
+            })
+            .collect();
+        if !self.stopping {
+            self.publish_watermarks();
+        }
+        for p in 0..self.pipelines.len() {
+            for dest in 0..self.nr_shards {
+                self.seal(p, dest);
+            }
+        }
+        for dest in 0..self.nr_shards {
+            if dest != self.id {
+                self.pending[dest].push_back(Message::Barrier(CheckpointId(id)));
+            }
+        }
+        let mut barriers = vec![false; self.nr_shards];
+        barriers[self.id] = true;
+        self.checkpoint = Some(InProgress {
+            id,
+            positions,
+            barriers,
+        });
+    }
+
+    /// When barriers from every shard are in: snapshot, stage sinks, acknowledge.
+    async fn complete_checkpoint_if_aligned(&mut self) {
+        if !self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|c| c.barriers.iter().all(|&b| b))
+        {
+            return;
+        }
+        let Some(ckpt) = self.checkpoint.take() else {
+            return;
+        };
+        let paused = Instant::now();
+        let mut pipelines = Vec::with_capacity(self.pipelines.len());
+        for (pl, positions) in self.pipelines.iter_mut().zip(&ckpt.positions) {
+            pl.encode_output();
+            pipelines.push(PipelineSnapshot {
+                id: pl.spec.id.clone(),
+                positions: positions.clone(),
+                operator: pl.op.snapshot(),
+            });
+        }
+        let snapshot = ShardSnapshot {
+            shard: self.id as u32,
+            pipelines,
+        };
+        let encoded = weir_engine::snapshot::encode(&snapshot).map_err(|e| e.to_string());
+        let stop = Arc::clone(&self.stop);
+        let mut staged = Ok(());
+        for pl in &mut self.pipelines {
+            for s in pl.sinks.iter_mut().chain(pl.late_sink.as_mut()) {
+                if let Err(e) = s.stage(ckpt.id, &stop).await {
+                    staged = Err(format!("{}: {e}", s.describe()));
+                }
+            }
+        }
+        let pause_us = paused.elapsed().as_micros() as u64;
+        let snapshot = match (encoded, staged) {
+            (Ok(bytes), Ok(())) => Ok(bytes),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        let _ = self.acks.try_send(ShardAck {
+            id: ckpt.id,
+            shard: self.id,
+            snapshot,
+            pause_us,
+        });
+        self.last_checkpoint = ckpt.id;
+        self.uncommitted.push((ckpt.id, ckpt.positions));
+        if self.uncommitted.len() > 8 {
+            self.uncommitted.remove(0);
+        }
+        self.blocked.iter_mut().for_each(|b| *b = false);
+    }
+
     async fn run(&mut self) -> Result<()> {
         let counters = Arc::clone(&self.counters);
         let me = &counters.shards[self.id];
@@ -397,11 +559,20 @@ impl Shard {
                 self.handle_control(c);
             }
             let mut work = self.drain_inboxes();
+            self.complete_checkpoint_if_aligned().await;
+            if self.shutdown {
+                self.flush_sinks(true).await;
+                me.stopped.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
             if self.stop.load(Ordering::Relaxed) && !self.stopping {
                 self.stopping = true;
             }
             let backpressured = self.backpressured();
-            if !self.stopping && !backpressured {
+            // While a checkpoint waits for alignment, sources stand still: nothing read
+            // after the recorded positions may reach this shard's operators before its
+            // snapshot. Inboxes keep flowing.
+            if !self.stopping && !backpressured && self.checkpoint.is_none() {
                 for p in 0..self.pipelines.len() {
                     if self.pipelines[p].running && self.pipelines[p].has_live_partitions() {
                         self.pipelines[p].align(now_ms());
@@ -442,15 +613,20 @@ impl Shard {
                         .store(pl.op.window_count() as u64, Ordering::Relaxed);
                 }
             }
-            if self.finished() || (self.stopping && self.drained()) {
+            if !self.quiesced
+                && self.checkpoint.is_none()
+                && (self.finished() || (self.stopping && self.drained()))
+            {
+                // Everything this shard will ever do is done; the coordinator takes the
+                // final checkpoint and then shuts it down.
                 self.flush_sinks(true).await;
                 for pl in &mut self.pipelines {
                     for s in &mut pl.sinks {
                         let _ = s.sync().await;
                     }
                 }
-                me.stopped.store(true, Ordering::Relaxed);
-                return Ok(());
+                self.quiesced = true;
+                me.quiesced.store(true, Ordering::Relaxed);
             }
             let spent = turn.elapsed().as_nanos() as u64;
             if work > 0 {
@@ -528,6 +704,13 @@ pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) 
         pool: Vec::new(),
         local: Vec::with_capacity(setup.config.processing.batch_size),
         stopping: false,
+        acks: setup.acks,
+        checkpoint: None,
+        blocked: vec![false; nr_shards],
+        last_checkpoint: 0,
+        uncommitted: Vec::new(),
+        quiesced: false,
+        shutdown: false,
         drained_sent: false,
         drained_from: vec![false; nr_shards],
         next_inbox: 0,

@@ -10,6 +10,7 @@
 
 mod console;
 mod file;
+pub mod transaction;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use console::ConsoleSink;
 pub use file::FileSink;
+pub use transaction::StagedFileSink;
 
 use crate::source::LocalFuture;
 
@@ -34,6 +36,13 @@ pub trait Sink {
     /// Writes whole lines; on error nothing is assumed written and the same bytes are
     /// offered again (a sink that wrote part of them may repeat lines: at-least-once).
     fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>>;
+
+    /// Seals what was written since the last checkpoint as checkpoint `checkpoint`'s
+    /// output, to be committed once the checkpoint is complete (exactly-once sinks);
+    /// at-least-once sinks have nothing to do.
+    fn stage(&mut self, _checkpoint: u64) -> LocalFuture<'_, std::io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Makes written lines durable, if the sink can.
     fn sync(&mut self) -> LocalFuture<'_, std::io::Result<()>> {
@@ -141,6 +150,14 @@ impl SinkWriter {
                 }
             }
         }
+    }
+
+    /// Writes the buffer and stages the output of a checkpoint.
+    pub async fn stage(&mut self, checkpoint: u64, give_up: &AtomicBool) -> std::io::Result<()> {
+        if !self.flush(give_up).await {
+            return Err(std::io::Error::other("the sink could not be written"));
+        }
+        self.sink.stage(checkpoint).await
     }
 
     /// Makes written lines durable.

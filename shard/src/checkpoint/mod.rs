@@ -1,0 +1,93 @@
+//! Checkpoints: aligned barriers, snapshots, the coordinator, and restore.
+//!
+//! Aligned barriers, as in Chandy–Lamport and Flink, on weir's all-to-all shard graph:
+//!
+//! 1. The coordinator asks every shard to start checkpoint `n`
+//!    ([`crate::Control::Checkpoint`]); a shard that sees barrier `n` from another shard
+//!    first starts it then.
+//! 2. Starting, a shard records its source positions, sends its current source watermark
+//!    and then barrier `n` down every outgoing channel (after every event it routed
+//!    before), and stops reading its sources until its snapshot is taken (so that no
+//!    event read after the recorded positions reaches its own operators before it).
+//! 3. A shard that has seen barrier `n` on an inbox holds that inbox until barrier `n`
+//!    has arrived on all of them; the other inboxes keep flowing. Then it snapshots its
+//!    operators, stages its exactly-once sinks' output, acknowledges with the snapshot
+//!    bytes, and releases everything.
+//! 4. When every shard has acknowledged, the coordinator writes the blobs and the
+//!    manifest atomically (weir-storage), and only then commits the sinks' staged output
+//!    of `n` and tells sources that `n` is complete.
+//!
+//! On start the latest complete checkpoint is restored: positions are sought, window
+//! state is split by key group over the new shard count, and sinks are repaired to the
+//! output of exactly that checkpoint (see [`crate::sink::transaction`]).
+
+mod coordinator;
+mod restore;
+
+pub use coordinator::{CheckpointInfo, Coordinator, CoordinatorHandle, exactly_once_files};
+pub use restore::Restore;
+
+use rkyv::{Archive, Deserialize, Serialize};
+use weir_engine::snapshot::OperatorState;
+
+/// A source partition's position in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct PositionEntry {
+    /// The partition.
+    pub partition: u32,
+    /// The offset of the next record to read.
+    pub offset: u64,
+    /// The largest event time seen, so the watermark resumes where it was.
+    pub max_time: i64,
+}
+
+/// One pipeline's part of a shard snapshot.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct PipelineSnapshot {
+    /// The pipeline id.
+    pub id: String,
+    /// Positions of the partitions this shard read.
+    pub positions: Vec<PositionEntry>,
+    /// Window state of the key groups this shard owned.
+    pub operator: OperatorState,
+}
+
+/// What one shard contributes to a checkpoint.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct ShardSnapshot {
+    /// The shard.
+    pub shard: u32,
+    /// Per pipeline.
+    pub pipelines: Vec<PipelineSnapshot>,
+}
+
+/// The manifest's own metadata (JSON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    /// Shards that took it.
+    pub nr_shards: usize,
+    /// Key groups of the state (must match the config to restore).
+    pub key_groups: u32,
+    /// Pipeline ids, in config order.
+    pub pipelines: Vec<String>,
+    /// Event time of the first generated event, per pipeline with a generator.
+    pub generator_start_ms: Vec<Option<i64>>,
+}
+
+/// A shard's acknowledgement of a checkpoint.
+#[derive(Debug)]
+pub struct ShardAck {
+    /// The checkpoint.
+    pub id: u64,
+    /// The shard.
+    pub shard: usize,
+    /// The encoded [`ShardSnapshot`], or why it failed.
+    pub snapshot: Result<Vec<u8>, String>,
+    /// Longest time the shard's event processing stood still for it, µs.
+    pub pause_us: u64,
+}
+
+/// Blob name of a shard's snapshot.
+pub fn blob_name(shard: usize) -> String {
+    format!("shard-{shard:04}.rkyv")
+}

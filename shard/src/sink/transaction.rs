@@ -1,0 +1,337 @@
+//! The exactly-once file sink: output reaches the file only for completed checkpoints.
+//!
+//! Layout, for a sink file `out/r.jsonl`: a hidden staging folder `out/.r.jsonl.weir/`
+//! holding
+//! - `shard-<s>.pending`: what shard `s` emitted since its last checkpoint barrier;
+//! - `<n>-<s>.staged`: shard `s`'s output of checkpoint `n`, renamed from its pending
+//!   file (after an fsync) when the shard took its snapshot for `n`;
+//! - `committed`: one line `<n> <length>` per committed checkpoint: the length of the
+//!   sink file once `n`'s output was appended (line `0 <length>` records the file as
+//!   weir first found it).
+//!
+//! Commit of `n` (by the coordinator, only after the manifest of `n` is durable): append
+//! the staged files of `n` in shard order, fsync the file, append `n <length>` to
+//! `committed` and fsync it, then delete the staged files.
+//!
+//! Repair on start, given the checkpoint `r` being restored: if `committed` reaches `r`,
+//! cut the file to the length recorded for `r` (undoing output of any later checkpoint
+//! and any half-done append); otherwise cut it to the last recorded length and redo the
+//! commits of the checkpoints up to `r` from their staged files (a crash between
+//! manifest and commit). Every pending and staged file that is left is then deleted: its
+//! output will be produced again by replay. So after any crash the file holds exactly the
+//! output of the restored checkpoint, and replay appends the rest once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::source::LocalFuture;
+
+use super::Sink;
+
+/// The staging folder of a sink file.
+pub fn staging_dir(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "sink".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.weir"))
+}
+
+fn staged_name(dir: &Path, checkpoint: u64, shard: usize) -> PathBuf {
+    dir.join(format!("{checkpoint:020}-{shard:04}.staged"))
+}
+
+fn pending_name(dir: &Path, shard: usize) -> PathBuf {
+    dir.join(format!("shard-{shard:04}.pending"))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The commit log: (checkpoint, file length) pairs, oldest first.
+fn read_commits(dir: &Path) -> std::io::Result<Vec<(u64, u64)>> {
+    let mut text = String::new();
+    match File::open(dir.join("committed")) {
+        Ok(mut f) => {
+            f.read_to_string(&mut text)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    }
+    // A torn last line (crash while appending) is ignored: its commit did not finish.
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split(' ');
+            let id = parts.next()?.parse().ok()?;
+            let len = parts.next()?.parse().ok()?;
+            parts.next().is_none().then_some((id, len))
+        })
+        .collect())
+}
+
+fn write_commits(dir: &Path, commits: &[(u64, u64)]) -> std::io::Result<()> {
+    let tmp = dir.join("committed.tmp");
+    let mut f = File::create(&tmp)?;
+    for (id, len) in commits {
+        writeln!(f, "{id} {len}")?;
+    }
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join("committed"))?;
+    sync_dir(dir)
+}
+
+fn append_commit(dir: &Path, id: u64, len: u64) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("committed"))?;
+    writeln!(f, "{id} {len}")?;
+    f.sync_all()
+}
+
+fn open_target(path: &Path) -> std::io::Result<File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
+/// Appends the staged output of `checkpoint` (all shards, in order) to the sink file
+/// and records the commit. Runs on the coordinator thread, after the manifest.
+pub fn commit(path: &Path, checkpoint: u64) -> std::io::Result<()> {
+    let dir = staging_dir(path);
+    std::fs::create_dir_all(&dir)?;
+    let mut commits = read_commits(&dir)?;
+    if commits.is_empty() {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        write_commits(&dir, &[(0, len)])?;
+        commits.push((0, len));
+    }
+    if commits.last().is_some_and(|&(id, _)| id >= checkpoint) {
+        return Ok(());
+    }
+    let mut target = open_target(path)?;
+    let base = commits.last().map_or(0, |&(_, len)| len);
+    target.set_len(base)?;
+    target.seek(SeekFrom::Start(base))?;
+    let mut staged: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!("{checkpoint:020}-")) && n.ends_with(".staged")
+            })
+        })
+        .collect();
+    staged.sort();
+    for file in &staged {
+        let mut f = File::open(file)?;
+        std::io::copy(&mut f, &mut target)?;
+    }
+    target.sync_data()?;
+    let len = target.stream_position()?;
+    append_commit(&dir, checkpoint, len)?;
+    for file in staged {
+        let _ = std::fs::remove_file(file);
+    }
+    Ok(())
+}
+
+/// Repairs a sink file for a restart from checkpoint `restored` (0 = none).
+pub fn recover(path: &Path, restored: u64) -> std::io::Result<()> {
+    let dir = staging_dir(path);
+    std::fs::create_dir_all(&dir)?;
+    let mut commits = read_commits(&dir)?;
+    if commits.is_empty() {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        commits.push((0, len));
+        write_commits(&dir, &commits)?;
+    }
+    let last = commits.last().map_or(0, |&(id, _)| id);
+    if restored <= last {
+        // Keep the output of checkpoints up to `restored`, undo the rest.
+        commits.retain(|&(id, _)| id <= restored);
+        let len = commits.last().map_or(0, |&(_, len)| len);
+        let target = open_target(path)?;
+        target.set_len(len)?;
+        target.sync_data()?;
+        write_commits(&dir, &commits)?;
+    } else {
+        // Commits of completed checkpoints did not finish: redo them from staged files.
+        let mut ids: Vec<u64> = staged_ids(&dir)?
+            .into_iter()
+            .filter(|&id| id > last && id <= restored)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.last() != Some(&restored) {
+            ids.push(restored);
+        }
+        for id in ids {
+            tracing::info!(sink = %path.display(), checkpoint = id, "redoing an unfinished sink commit");
+            commit(path, id)?;
+        }
+    }
+    // Whatever is left was emitted after the restored checkpoint: replay makes it again.
+    for entry in std::fs::read_dir(&dir)? {
+        let p = entry?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".pending") || name.ends_with(".staged") {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    sync_dir(&dir)
+}
+
+fn staged_ids(dir: &Path) -> std::io::Result<Vec<u64>> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".staged")?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect())
+}
+
+/// The shard side: appends to this shard's pending file, stages it per checkpoint.
+#[derive(Debug)]
+pub struct StagedFileSink {
+    path: PathBuf,
+    dir: PathBuf,
+    shard: usize,
+    file: Option<File>,
+    delay: std::time::Duration,
+}
+
+impl StagedFileSink {
+    /// The exactly-once sink for `path` on shard `shard`.
+    pub fn open(path: impl Into<PathBuf>, shard: usize, delay_ms: u64) -> std::io::Result<Self> {
+        let path = path.into();
+        let dir = staging_dir(&path);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            path,
+            dir,
+            shard,
+            file: None,
+            delay: std::time::Duration::from_millis(delay_ms),
+        })
+    }
+}
+
+impl Sink for StagedFileSink {
+    fn describe(&self) -> String {
+        format!("file {} (exactly once)", self.path.display())
+    }
+
+    fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            let mut file = match self.file.take() {
+                Some(f) => f,
+                None => OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(pending_name(&self.dir, self.shard))?,
+            };
+            let buf = lines.to_vec();
+            let delay = self.delay;
+            let (file, result) = glommio::executor()
+                .spawn_blocking(move || {
+                    let r = file.write_all(&buf);
+                    if !delay.is_zero() {
+                        std::thread::sleep(delay);
+                    }
+                    (file, r)
+                })
+                .await;
+            self.file = Some(file);
+            result
+        })
+    }
+
+    fn stage(&mut self, checkpoint: u64) -> LocalFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            let file = self.file.take();
+            let pending = pending_name(&self.dir, self.shard);
+            let staged = staged_name(&self.dir, checkpoint, self.shard);
+            let dir = self.dir.clone();
+            glommio::executor()
+                .spawn_blocking(move || {
+                    match file {
+                        Some(f) => f.sync_data()?,
+                        None => {
+                            // Nothing emitted since the last barrier: stage an empty file.
+                            OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&pending)?;
+                        }
+                    }
+                    std::fs::rename(&pending, &staged)?;
+                    sync_dir(&dir)
+                })
+                .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[test]
+    fn commits_append_staged_output_and_recovery_undoes_later_ones() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("out/r.jsonl");
+        recover(&path, 0)?;
+        let dir = staging_dir(&path);
+        std::fs::write(staged_name(&dir, 1, 1), "b1\n")?;
+        std::fs::write(staged_name(&dir, 1, 0), "a1\n")?;
+        commit(&path, 1)?;
+        assert_eq!(read(&path), "a1\nb1\n");
+        std::fs::write(staged_name(&dir, 2, 0), "a2\n")?;
+        commit(&path, 2)?;
+        assert_eq!(read(&path), "a1\nb1\na2\n");
+        // Falling back to checkpoint 1 removes checkpoint 2's output.
+        recover(&path, 1)?;
+        assert_eq!(read(&path), "a1\nb1\n");
+        Ok(())
+    }
+
+    #[test]
+    fn a_crash_between_manifest_and_commit_is_redone_once() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("r.jsonl");
+        recover(&path, 0)?;
+        let dir = staging_dir(&path);
+        std::fs::write(staged_name(&dir, 1, 0), "x\n")?;
+        commit(&path, 1)?;
+        std::fs::write(staged_name(&dir, 2, 0), "y\n")?;
+        std::fs::write(pending_name(&dir, 0), "after\n")?;
+        // Half an append of checkpoint 2, then a crash before its commit record.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)?
+            .write_all(b"y")?;
+        recover(&path, 2)?;
+        assert_eq!(read(&path), "x\ny\n");
+        recover(&path, 2)?;
+        assert_eq!(read(&path), "x\ny\n");
+        assert!(!pending_name(&dir, 0).exists());
+        Ok(())
+    }
+}
