@@ -26,23 +26,7 @@ enum Command {
         config: PathBuf,
     },
     /// In-process throughput benchmark: generator → pipeline → blackhole.
-    Bench {
-        /// Shards.
-        #[arg(long, default_value_t = 1)]
-        shards: usize,
-        /// Distinct keys.
-        #[arg(long, default_value_t = 10_000)]
-        keys: u64,
-        /// Events to process.
-        #[arg(long, default_value_t = 20_000_000)]
-        events: u64,
-        /// Window kind.
-        #[arg(long, value_enum, default_value = "tumbling")]
-        window: bench::BenchWindow,
-        /// Pin shard i to core i (when there are enough cores).
-        #[arg(long)]
-        pin: bool,
-    },
+    Bench(bench::BenchArgs),
     /// Validate a config and print the resolved plan (exit 2 if invalid).
     Check {
         /// The config file.
@@ -83,15 +67,9 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Bench {
-            shards,
-            keys,
-            events,
-            window,
-            pin,
-        } => {
+        Command::Bench(args) => {
             init_tracing(false);
-            match bench::bench(shards, keys, events, window, pin) {
+            match bench::bench(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

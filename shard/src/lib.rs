@@ -119,7 +119,15 @@ impl Runtime {
                 .map_err(|e| Error::Checkpoint {
                     reason: format!("{}: {e}", checkpoints.display()),
                 })?;
+        let loading = Instant::now();
         let restore = Arc::new(checkpoint::Restore::load(&config, &store)?);
+        if restore.id > 0 {
+            tracing::info!(
+                checkpoint = restore.id,
+                ms = loading.elapsed().as_millis() as u64,
+                "checkpoint loaded and decoded"
+            );
+        }
         for file in checkpoint::exactly_once_files(&config) {
             sink::transaction::recover(&file, restore.id).map_err(|source| Error::Io {
                 path: file.clone(),
@@ -424,6 +432,7 @@ fn build_pipelines(
                 part.clock.restore_max_time(max_time);
             }
         }
+        let restoring = Instant::now();
         let mut op = WindowOperator::new(&spec.window, agg.clone());
         let map = KeyGroupMap::new(config.processing.key_groups, nr_shards as u32);
         let mut mine = |k: &weir_engine::Key| map.shard_of_hash(k.hash()) as usize == shard;
@@ -431,6 +440,15 @@ fn build_pipelines(
             for p in old.pipelines.iter().filter(|p| p.id == spec.id) {
                 op.restore(&p.operator, &mut mine);
             }
+        }
+        if restore.id > 0 {
+            tracing::info!(
+                shard,
+                pipeline = %spec.id,
+                windows = op.window_count(),
+                ms = restoring.elapsed().as_millis() as u64,
+                "window state restored"
+            );
         }
         out.push(ShardPipeline {
             index,

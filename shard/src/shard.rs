@@ -519,7 +519,6 @@ impl Shard {
             shard: self.id as u32,
             pipelines,
         };
-        let encoded = weir_engine::snapshot::encode(&snapshot).map_err(|e| e.to_string());
         let stop = Arc::clone(&self.stop);
         let mut staged = Ok(());
         for pl in &mut self.pipelines {
@@ -530,10 +529,7 @@ impl Shard {
             }
         }
         let pause_us = paused.elapsed().as_micros() as u64;
-        let snapshot = match (encoded, staged) {
-            (Ok(bytes), Ok(())) => Ok(bytes),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
+        let snapshot = staged.map(|()| snapshot);
         let _ = self.acks.try_send(ShardAck {
             id: ckpt.id,
             shard: self.id,

@@ -231,13 +231,20 @@ impl Coordinator {
             if ack.id != id.get() {
                 continue;
             }
-            let bytes = ack
+            let snapshot = ack
                 .snapshot
+                .map_err(|e| format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))?;
+            let bytes = weir_engine::snapshot::encode(&snapshot)
                 .map_err(|e| format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))?;
             max_pause = max_pause.max(ack.pause_us);
             if let Some(slot) = snapshots.get_mut(ack.shard) {
                 *slot = Some(bytes);
             }
+        }
+        // Staged sink output must be durable before the manifest says it exists.
+        for file in &self.exactly_once_files {
+            transaction::sync_staged(file, id.get())
+                .map_err(|e| format!("checkpoint {}: syncing {}: {e}", id.get(), file.display()))?;
         }
         let mut writer = self.store.begin(id).map_err(|e| e.to_string())?;
         let mut bytes = 0;

@@ -81,8 +81,9 @@ pub struct ShardAck {
     pub id: u64,
     /// The shard.
     pub shard: usize,
-    /// The encoded [`ShardSnapshot`], or why it failed.
-    pub snapshot: Result<Vec<u8>, String>,
+    /// The shard's snapshot (encoded by the coordinator, off the shard), or why it
+    /// failed.
+    pub snapshot: Result<ShardSnapshot, String>,
     /// Longest time the shard's event processing stood still for it, µs.
     pub pause_us: u64,
 }

@@ -103,6 +103,19 @@ fn open_target(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Makes the staged output of `checkpoint` durable (before its manifest is written).
+pub fn sync_staged(path: &Path, checkpoint: u64) -> std::io::Result<()> {
+    let dir = staging_dir(path);
+    for entry in std::fs::read_dir(&dir)? {
+        let p = entry?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with(&format!("{checkpoint:020}-")) && name.ends_with(".staged") {
+            File::open(&p)?.sync_data()?;
+        }
+    }
+    sync_dir(&dir)
+}
+
 /// Appends the staged output of `checkpoint` (all shards, in order) to the sink file
 /// and records the commit. Runs on the coordinator thread, after the manifest.
 pub fn commit(path: &Path, checkpoint: u64) -> std::io::Result<()> {
@@ -261,24 +274,21 @@ impl Sink for StagedFileSink {
 
     fn stage(&mut self, checkpoint: u64) -> LocalFuture<'_, std::io::Result<()>> {
         Box::pin(async move {
-            let file = self.file.take();
+            // Only a rename here: the coordinator fsyncs staged files before it writes
+            // the manifest, off the shard's critical path.
+            drop(self.file.take());
             let pending = pending_name(&self.dir, self.shard);
             let staged = staged_name(&self.dir, checkpoint, self.shard);
-            let dir = self.dir.clone();
             glommio::executor()
                 .spawn_blocking(move || {
-                    match file {
-                        Some(f) => f.sync_data()?,
-                        None => {
-                            // Nothing emitted since the last barrier: stage an empty file.
-                            OpenOptions::new()
-                                .create(true)
-                                .append(true)
-                                .open(&pending)?;
-                        }
+                    if !pending.exists() {
+                        // Nothing emitted since the last barrier: stage an empty file.
+                        OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&pending)?;
                     }
-                    std::fs::rename(&pending, &staged)?;
-                    sync_dir(&dir)
+                    std::fs::rename(&pending, &staged)
                 })
                 .await
         })

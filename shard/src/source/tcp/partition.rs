@@ -1,0 +1,320 @@
+//! One partition of the TCP source: one append log, read back in order.
+//!
+//! A shard *owns* the partition with its own index (connections it accepts append
+//! there) and *adopts* the logs of partitions whose shard no longer exists after a
+//! restart with fewer shards (partition `p` is read by shard `p mod shards`); an
+//! adopted log is only read, never appended to by connections.
+//!
+//! # Emission
+//!
+//! Records are emitted in log order from [`PartitionLog::emit`]'s position, and only
+//! once they are durable, so no event reaches an operator (and so a checkpoint, and so
+//! a committed result) that a crash could still take out of the log. Records that were
+//! in the log when it was opened (or that a seek went back to) are read from the log;
+//! records appended since are also kept in memory (`tail`) until emitted, which saves
+//! reading back what was just written. The tail is what bounds ingestion: connections
+//! stop reading when it holds the backlog limit (see `state.rs`).
+//!
+//! # Event identity
+//!
+//! Entry `i` of the batch record at log offset `L` is the event with offset `L + i`.
+//! A record takes more bytes of the log than it has entries, so these offsets grow
+//! within the partition and never collide with the next record's. They are identities
+//! only; positions ([`PartitionLog::position`]) are always record boundaries that the
+//! log itself handed out.
+//!
+//! # What "consumed" means
+//!
+//! A record is consumed once a completed checkpoint covers it: [`PartitionLog::commit`]
+//! writes a commit marker with the checkpoint's position and, once that marker is
+//! durable, truncates whole segments before the position. A restart that restores a
+//! checkpoint seeks to the checkpoint's position; a restart without one starts at the
+//! last commit marker (or the log's start), so every acknowledged record that no
+//! completed checkpoint covers is emitted again: none is lost, and none a committed
+//! checkpoint already counted is counted twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+
+use weir_engine::{Event, EventTime, Invalid, Key, Offset, PartitionId};
+use weir_storage::{Log, LogOffset, LogOptions};
+
+use super::error::Error;
+use super::record::{self, Entry, Mark, Record};
+use crate::source::{SourceError, SourceOutput};
+
+/// How long a producer that wrote nothing is remembered across truncations: 7 days
+/// (Kafka's `transactional.id.expiration.ms` is of the same order).
+pub(crate) const PRODUCER_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// A record appended by this process and not yet emitted.
+#[derive(Debug)]
+struct TailRecord {
+    offset: LogOffset,
+    next: LogOffset,
+    payload: Vec<u8>,
+}
+
+/// One partition's log and read position.
+#[derive(Debug)]
+pub(crate) struct PartitionLog {
+    /// The partition.
+    pub id: PartitionId,
+    /// Its log.
+    pub log: Log,
+    /// Whether connections of this shard append here.
+    pub own: bool,
+    /// The next record to emit.
+    emit: LogOffset,
+    /// Records at or after this offset are in `tail`; before it, in the log only.
+    replay_until: LogOffset,
+    tail: VecDeque<TailRecord>,
+    tail_bytes: usize,
+    /// The last sequence number of every producer with a batch in this log.
+    pub producers: HashMap<String, Mark>,
+    /// Truncate before `.0` once the log is durable past `.1` (a commit marker).
+    pending_truncate: Option<(LogOffset, LogOffset)>,
+    /// Held back by watermark alignment.
+    pub paused: bool,
+    /// An adopted log read to its end.
+    pub finished: bool,
+}
+
+impl PartitionLog {
+    /// Opens (creating or recovering) the log in `dir` and scans it: the producer
+    /// table, and where emission starts (the last commit marker).
+    pub fn open(dir: &Path, id: PartitionId, options: LogOptions, own: bool) -> Result<Self, Error> {
+        let (log, report) = Log::open(dir, options).map_err(|source| Error::Log {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        if report.records > 0 {
+            tracing::info!(log = %dir.display(), records = report.records, "TCP source log recovered");
+        }
+        let mut producers: HashMap<String, Mark> = HashMap::new();
+        let mut committed = None;
+        for rec in log.read_from(log.start_offset()) {
+            let rec = rec.map_err(|source| Error::Log {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+            match record::decode(rec.payload) {
+                Ok(Record::Batch(b)) if !b.producer.is_empty() && b.count > 0 => {
+                    let mark = Mark {
+                        seq: b.last_seq(),
+                        ms: b.written_ms,
+                    };
+                    producers.entry(b.producer.to_owned()).or_default().merge(mark);
+                }
+                Ok(Record::Batch(_)) => {}
+                Ok(Record::Snapshot(marks)) => {
+                    for (p, mark) in marks {
+                        producers.entry(p.to_owned()).or_default().merge(mark);
+                    }
+                }
+                Ok(Record::Commit(next)) => committed = Some(next),
+                Err(e) => {
+                    tracing::warn!(log = %dir.display(), offset = %rec.offset, error = %e, "skipping a record");
+                }
+            }
+        }
+        let start = log.start_offset();
+        let end = log.end_offset();
+        let emit = committed
+            .filter(|&c| c >= start && c <= end)
+            .unwrap_or(start);
+        Ok(Self {
+            id,
+            own,
+            emit,
+            replay_until: end,
+            tail: VecDeque::new(),
+            tail_bytes: 0,
+            producers,
+            pending_truncate: None,
+            paused: false,
+            finished: false,
+            log,
+        })
+    }
+
+    /// The position of the next record to emit (a record boundary).
+    pub fn position(&self) -> LogOffset {
+        self.emit
+    }
+
+    /// Payload bytes appended and not yet emitted.
+    pub fn backlog_bytes(&self) -> usize {
+        self.tail_bytes
+    }
+
+    /// Whether everything in the log has been emitted.
+    pub fn drained(&self) -> bool {
+        self.tail.is_empty() && self.emit >= self.log.end_offset()
+    }
+
+    /// Appends a batch record; returns its offset.
+    pub fn append(&mut self, payload: Vec<u8>) -> weir_storage::Result<LogOffset> {
+        let offset = self.log.append(&payload)?;
+        let next = self.log.end_offset();
+        self.tail_bytes += payload.len();
+        self.tail.push_back(TailRecord {
+            offset,
+            next,
+            payload,
+        });
+        Ok(offset)
+    }
+
+    /// Emits durable records from the position until about `max` events are out;
+    /// returns how many entries went out. Spent tail buffers go back to `pool`.
+    pub fn emit(
+        &mut self,
+        max: usize,
+        out: &mut SourceOutput,
+        pool: &mut Vec<Vec<u8>>,
+    ) -> Result<usize, SourceError> {
+        let durable = self.log.durable_offset();
+        let mut n = 0;
+        if self.emit < self.replay_until {
+            let mut reached_tail = true;
+            for rec in self.log.read_from(self.emit) {
+                let rec = rec.map_err(|e| {
+                    SourceError(format!("tcp partition {}: {e}", self.id.0))
+                })?;
+                if rec.offset >= self.replay_until {
+                    break;
+                }
+                if rec.offset >= durable || n >= max {
+                    reached_tail = false;
+                    break;
+                }
+                n += emit_record(self.id, rec.offset, rec.payload, out);
+                self.emit = rec.next_offset();
+            }
+            if !reached_tail {
+                return Ok(n);
+            }
+            // Nothing before the tail is left: what remains comes from memory.
+            self.replay_until = self.emit;
+        }
+        while n < max {
+            let Some(front) = self.tail.front() else {
+                break;
+            };
+            if front.offset >= durable {
+                break;
+            }
+            if front.offset >= self.emit {
+                n += emit_record(self.id, front.offset, &front.payload, out);
+                self.emit = front.next;
+            }
+            if let Some(done) = self.tail.pop_front() {
+                self.tail_bytes -= done.payload.len();
+                if pool.len() < 16 {
+                    pool.push(done.payload);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Moves the position to `to` (a record boundary from a checkpoint).
+    pub fn seek(&mut self, to: LogOffset) -> Result<(), SourceError> {
+        if let Some(Err(e)) = self.log.read_from(to).next() {
+            return Err(SourceError(format!(
+                "tcp partition {}: cannot seek to {to}: {e}",
+                self.id.0
+            )));
+        }
+        self.emit = to;
+        while self.tail.front().is_some_and(|t| t.offset < to) {
+            if let Some(t) = self.tail.pop_front() {
+                self.tail_bytes -= t.payload.len();
+            }
+        }
+        self.replay_until = self
+            .tail
+            .front()
+            .map_or(self.log.end_offset(), |t| t.offset);
+        self.finished = false;
+        Ok(())
+    }
+
+    /// A checkpoint covering everything before `next` is complete: writes a commit
+    /// marker and the producer table, and truncates before `next` once both are
+    /// durable ([`PartitionLog::after_durable`]).
+    pub fn commit(&mut self, next: LogOffset, now_ms: i64) -> weir_storage::Result<()> {
+        if next < self.log.start_offset() || next > self.log.end_offset() {
+            tracing::warn!(partition = self.id.0, offset = %next, "commit of a position outside the log ignored");
+            return Ok(());
+        }
+        self.producers
+            .retain(|_, m| m.ms >= now_ms.saturating_sub(PRODUCER_RETENTION_MS));
+        self.log.append(&record::commit(next))?;
+        let table = record::snapshot(self.producers.iter().map(|(p, m)| (p.as_str(), *m)));
+        let at = self.log.append(&table)?;
+        self.pending_truncate = Some((next, at));
+        Ok(())
+    }
+
+    /// Runs a pending truncation whose commit marker is durable.
+    pub fn after_durable(&mut self) -> weir_storage::Result<()> {
+        if let Some((before, marker)) = self.pending_truncate {
+            if self.log.is_durable(marker) {
+                self.pending_truncate = None;
+                let removed = self.log.truncate_before(before)?;
+                if removed > 0 {
+                    tracing::debug!(partition = self.id.0, removed, "truncated TCP source log");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Emits the entries of one record; returns how many.
+fn emit_record(
+    partition: PartitionId,
+    offset: LogOffset,
+    payload: &[u8],
+    out: &mut SourceOutput,
+) -> usize {
+    let batch = match record::decode(payload) {
+        Ok(Record::Batch(b)) => b,
+        Ok(_) => return 0,
+        Err(e) => {
+            tracing::warn!(partition = partition.0, offset = %offset, error = %e, "skipping a record");
+            return 0;
+        }
+    };
+    let mut n = 0;
+    for (i, entry) in batch.entries().enumerate() {
+        let at = Offset(offset.get() + i as u64);
+        match entry {
+            Ok(Entry::Event { key, ts, value }) => {
+                let id = out.id(partition, at);
+                out.event(Event::new(Key::new(key), EventTime(ts), value, id));
+            }
+            Ok(Entry::Rejected {
+                reason,
+                message,
+                line,
+            }) => out.bad(
+                partition,
+                at,
+                line,
+                Invalid {
+                    reason,
+                    message: message.to_owned(),
+                },
+            ),
+            Err(e) => {
+                tracing::warn!(partition = partition.0, offset = %offset, error = %e, "skipping the rest of a record");
+                break;
+            }
+        }
+        n += 1;
+    }
+    n
+}

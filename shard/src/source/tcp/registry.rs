@@ -1,0 +1,258 @@
+//! The producer registry: what each producer's last stored sequence number is across
+//! every shard of a pipeline, and which connection may append for it right now.
+//!
+//! # Why this one structure is shared between shards
+//!
+//! Every shard accepts on the same port and the kernel picks the shard of each
+//! connection, so a producer that reconnects usually lands on another shard than the
+//! one holding its unacknowledged lines. Deduplicating its resend needs to know what
+//! *every* shard stored for it. This is the one piece of the TCP source that is not
+//! shard-local; it stays off the per-line path:
+//!
+//! * the map (producer id → [`Producer`]) is locked only when a connection says hello;
+//! * a producer's own lock is taken once per appended batch and once per batch that
+//!   becomes durable, by the connection that owns the producer and by the shard that
+//!   stored the batch: it is uncontended except in the instant a producer reconnects.
+//!
+//! # Fencing
+//!
+//! A hello *fences* the producer (a new epoch) and waits until everything appended
+//! for it under older epochs is durable ([`Producer::settled`]); only then does it know
+//! the last stored sequence number and start appending. A connection appends a batch
+//! only after [`Producer::claim`] accepts its epoch and records the batch's last
+//! sequence number, and it does so without yielding in between, so a batch is either
+//! counted by the fencing hello or refused. Two connections of one producer therefore
+//! never interleave, and the sequence numbers stored for a producer always form one
+//! gap-free prefix: exactly what a resend needs.
+//!
+//! The registry is rebuilt on every start from the shards' logs (each shard scans its
+//! log and [`Registry::load`]s its table before any hello is answered).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+
+/// Registries alive in this process, by (log folder of the pipeline, runtime).
+type Registries = Mutex<HashMap<(PathBuf, usize), Weak<Registry>>>;
+
+static REGISTRIES: OnceLock<Registries> = OnceLock::new();
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain numbers behind, which
+    // are still consistent: take them.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The producers of one pipeline, shared by its shards.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    nr_shards: usize,
+    loaded: AtomicUsize,
+    connections: AtomicUsize,
+    max_connections: usize,
+    producers: Mutex<HashMap<String, Arc<Producer>>>,
+}
+
+/// One producer's state.
+#[derive(Debug, Default)]
+pub(crate) struct Producer {
+    state: Mutex<ProducerState>,
+}
+
+#[derive(Debug, Default)]
+struct ProducerState {
+    /// Bumped by every hello; only the connection holding the current epoch appends.
+    epoch: u64,
+    /// The highest sequence number appended to any log (durable or not yet).
+    appended: u64,
+    /// The highest sequence number known durable.
+    durable: u64,
+}
+
+/// A connection counted against `max_connections`; dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct Admission(Arc<Registry>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Registry {
+    /// The registry of the pipeline whose logs live under `logs`, in the runtime
+    /// identified by `runtime` (any value unique to a running runtime), made on
+    /// first use.
+    pub fn shared(
+        logs: &Path,
+        runtime: usize,
+        nr_shards: usize,
+        max_connections: usize,
+    ) -> Arc<Registry> {
+        let all = REGISTRIES.get_or_init(Registries::default);
+        let mut all = lock(all);
+        all.retain(|_, r| r.strong_count() > 0);
+        let key = (logs.to_path_buf(), runtime);
+        if let Some(r) = all.get(&key).and_then(Weak::upgrade) {
+            return r;
+        }
+        let r = Arc::new(Registry {
+            nr_shards,
+            loaded: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            max_connections,
+            producers: Mutex::default(),
+        });
+        all.insert(key, Arc::downgrade(&r));
+        r
+    }
+
+    /// Adds one shard's table (producer, last sequence number stored in its logs);
+    /// call once per shard, after its logs are recovered.
+    pub fn load<'a>(&self, marks: impl IntoIterator<Item = (&'a str, u64)>) {
+        {
+            let mut producers = lock(&self.producers);
+            for (id, seq) in marks {
+                let p = producers.entry(id.to_owned()).or_default();
+                let mut s = lock(&p.state);
+                s.appended = s.appended.max(seq);
+                s.durable = s.durable.max(seq);
+            }
+        }
+        self.loaded.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether every shard has loaded its table (hellos wait for it).
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire) >= self.nr_shards
+    }
+
+    /// The producer `id`, made on first use.
+    pub fn producer(&self, id: &str) -> Arc<Producer> {
+        let mut producers = lock(&self.producers);
+        match producers.get(id) {
+            Some(p) => Arc::clone(p),
+            None => {
+                let p = Arc::new(Producer::default());
+                producers.insert(id.to_owned(), Arc::clone(&p));
+                p
+            }
+        }
+    }
+
+    /// Counts a new connection, or `None` when `max_connections` are open.
+    pub fn admit(self: &Arc<Self>) -> Option<Admission> {
+        let before = self.connections.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_connections {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            None
+        } else {
+            Some(Admission(Arc::clone(self)))
+        }
+    }
+
+    /// The connection limit.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+}
+
+impl Producer {
+    /// Starts a new epoch: connections of older epochs can append no more.
+    pub fn fence(&self) -> u64 {
+        let mut s = lock(&self.state);
+        s.epoch += 1;
+        s.epoch
+    }
+
+    /// The last stored sequence number, once everything appended is durable;
+    /// `None` while older batches are still on their way to the disk.
+    pub fn settled(&self) -> Option<u64> {
+        let s = lock(&self.state);
+        (s.durable >= s.appended).then_some(s.durable)
+    }
+
+    /// Whether the engine holds any line of this producer.
+    pub fn known(&self) -> bool {
+        lock(&self.state).appended > 0
+    }
+
+    /// Claims the right to append a batch ending at `last_seq` under `epoch`;
+    /// `false` if a newer hello fenced this epoch. Append right after, without
+    /// yielding.
+    pub fn claim(&self, epoch: u64, last_seq: u64) -> bool {
+        let mut s = lock(&self.state);
+        if s.epoch != epoch {
+            return false;
+        }
+        s.appended = s.appended.max(last_seq);
+        true
+    }
+
+    /// Undoes a claim whose append failed: `appended` goes back to `previous`.
+    pub fn unclaim(&self, epoch: u64, previous: u64) {
+        let mut s = lock(&self.state);
+        if s.epoch == epoch {
+            s.appended = previous.max(s.durable);
+        }
+    }
+
+    /// Records that a batch ending at `seq` is durable.
+    pub fn durable(&self, seq: u64) {
+        let mut s = lock(&self.state);
+        s.durable = s.durable.max(seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fenced_connection_can_append_no_more_and_the_hello_waits_for_its_batches() {
+        let r = Registry::shared(Path::new("/registry-test-1"), 1, 1, 10);
+        r.load([("p", 10)]);
+        assert!(r.loaded());
+        let p = r.producer("p");
+        let old = p.fence();
+        assert_eq!(p.settled(), Some(10));
+        assert!(p.claim(old, 20));
+        let new = p.fence();
+        assert!(!p.claim(old, 30), "the old connection is fenced");
+        assert_eq!(p.settled(), None, "seq 11..=20 are not durable yet");
+        p.durable(20);
+        assert_eq!(p.settled(), Some(20));
+        assert!(p.claim(new, 25));
+    }
+
+    #[test]
+    fn a_failed_append_gives_its_claim_back() {
+        let r = Registry::shared(Path::new("/registry-test-2"), 1, 1, 10);
+        let p = r.producer("p");
+        let e = p.fence();
+        assert!(!p.known());
+        assert!(p.claim(e, 5));
+        p.unclaim(e, 0);
+        assert_eq!(p.settled(), Some(0));
+    }
+
+    #[test]
+    fn shards_of_one_runtime_share_a_registry_and_its_connection_limit() {
+        let a = Registry::shared(Path::new("/registry-test-3"), 7, 2, 2);
+        let b = Registry::shared(Path::new("/registry-test-3"), 7, 2, 2);
+        let other = Registry::shared(Path::new("/registry-test-3"), 8, 2, 2);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &other));
+        a.load([]);
+        assert!(!b.loaded(), "one of two shards has loaded");
+        b.load([("x", 3)]);
+        assert!(a.loaded());
+        let one = a.admit();
+        let two = b.admit();
+        assert!(one.is_some() && two.is_some());
+        assert!(a.admit().is_none());
+        drop(one);
+        assert!(b.admit().is_some());
+    }
+}
