@@ -1,0 +1,137 @@
+//! The command line as a user meets it: config errors, the locked-memory check, and a
+//! clean stop on SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const GENERATOR: &str = r#"
+data_dir = "data"
+[admin]
+enabled = false
+[[pipelines]]
+id = "gen"
+source = { type = "generator", keys = 100, rate = 20000, partitions = 2 }
+window = { type = "tumbling", size_ms = 100 }
+watermark = { delay_ms = 10 }
+aggregates = ["count", "sum", "min", "max"]
+sinks = [{ type = "file", path = "out/r.jsonl" }]
+"#;
+
+#[test]
+fn an_invalid_config_exits_2_with_one_line_naming_file_and_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let bad = GENERATOR.replace("size_ms = 100", "size_ms = 0");
+    std::fs::write(dir.path().join("bad.toml"), bad)?;
+    for command in ["check", "run"] {
+        let out = weir()
+            .args([command, "--config", "bad.toml"])
+            .current_dir(dir.path())
+            .output()?;
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.trim(),
+            "bad.toml: pipelines[0].window.size_ms: must be > 0 (got 0)",
+            "{command}"
+        );
+    }
+    let out = weir()
+        .args(["check", "--config", "missing.toml"])
+        .current_dir(dir.path())
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("missing.toml: cannot read"));
+    Ok(())
+}
+
+#[test]
+fn check_prints_the_resolved_plan() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("w.toml"), GENERATOR)?;
+    let out = weir()
+        .args(["check", "--config", "w.toml"])
+        .current_dir(dir.path())
+        .output()?;
+    assert!(out.status.success());
+    let plan = String::from_utf8(out.stdout)?;
+    assert!(
+        plan.contains("shard 0: unpinned, key groups 0..2048"),
+        "{plan}"
+    );
+    assert!(plan.contains("pipeline gen:"), "{plan}");
+    assert!(plan.contains("window: tumbling 100 ms"), "{plan}");
+    Ok(())
+}
+
+#[test]
+fn a_too_low_locked_memory_limit_is_a_clear_error_not_a_panic() -> TestResult {
+    if which("prlimit").is_none() {
+        eprintln!("prlimit is not installed; skipping");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("w.toml"), GENERATOR)?;
+    let out = std::process::Command::new("prlimit")
+        .args(["--memlock=65536:65536", "--"])
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--config", "w.toml"])
+        .current_dir(dir.path())
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("RLIMIT_MEMLOCK"), "{stderr}");
+    assert!(stderr.contains("LimitMEMLOCK"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    Ok(())
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn sigterm_stops_sources_takes_a_final_checkpoint_and_exits_0() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("w.toml"), GENERATOR)?;
+    let mut child = weir()
+        .args(["run", "--config", "w.toml"])
+        .current_dir(dir.path())
+        .env("WEIR_LOG", "warn")
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(800));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill()?;
+            return Err("weir did not stop within 30 s of SIGTERM".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    let rows = read_rows(&dir.path().join("out/r.jsonl"))?;
+    assert!(
+        !rows.is_empty(),
+        "the final checkpoint committed the results so far"
+    );
+    assert!(
+        dir.path()
+            .join("data/checkpoints")
+            .read_dir()?
+            .next()
+            .is_some()
+    );
+    Ok(())
+}
