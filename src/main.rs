@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin_backend;
 mod bench;
 mod plan;
 mod run;

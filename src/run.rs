@@ -18,6 +18,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let shards = config.nr_shards();
     let pipelines: Vec<String> = config.pipelines.iter().map(|p| p.id.clone()).collect();
     let runtime = Runtime::start(config)?;
+    let admin = match crate::admin_backend::start(&runtime) {
+        Ok(admin) => admin,
+        Err(e) => {
+            runtime.request_stop();
+            let _ = runtime.wait();
+            return Err(e);
+        }
+    };
     tracing::info!(shards, pipelines = ?pipelines, "weir running");
     while !runtime.is_finished() {
         if signalled.load(Ordering::Relaxed) {
@@ -27,7 +35,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    runtime.wait()?;
+    let ended = runtime.wait();
+    // The API stays up while the shards drain, and goes once they have.
+    drop(admin);
+    ended?;
     tracing::info!("weir stopped");
     Ok(())
 }
