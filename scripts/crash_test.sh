@@ -7,12 +7,12 @@
 #
 #   scripts/crash_test.sh [EVENTS] [KILLS]     (defaults: 3000000 events, 6 kills)
 #
-# Uses target/release/weir (built if missing); WEIR_BIN overrides it.
+# Uses $CARGO_TARGET_DIR/release/weir (default target/; built if missing); WEIR_BIN overrides it.
 set -euo pipefail
 EVENTS=${1:-3000000}
 KILLS=${2:-6}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${WEIR_BIN:-$ROOT/target/release/weir}
+BIN=${WEIR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/weir}
 if [ ! -x "$BIN" ]; then
   (cd "$ROOT" && cargo build --release --quiet)
 fi
