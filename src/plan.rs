@@ -63,6 +63,7 @@ pub fn render(c: &Config) -> String {
             ),
             Source::File(f) => format!("file {} ({:?}, follow={})", f.path, f.format, f.follow),
             Source::Tcp(t) => format!("tcp {} (max line {} bytes)", t.bind, t.max_line_bytes),
+            Source::Custom(c) => format!("custom {} ({} partitions)", c.name, c.partitions),
         };
         let _ = writeln!(s, "  source: {source}");
         let _ = writeln!(s, "  window: {}", p.window);

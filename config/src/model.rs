@@ -167,6 +167,22 @@ pub enum Source {
     File(FileSource),
     /// Newline-delimited JSON over TCP.
     Tcp(TcpSource),
+    /// A source registered by the program that embeds weir (see docs/EXTENDING.md).
+    Custom(CustomSource),
+}
+
+/// Free-form options of a custom source or sink.
+pub type Options = toml::Table;
+
+/// `source = { type = "custom", name, partitions, options }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomSource {
+    /// The name it was registered under.
+    pub name: String,
+    /// Partitions (partition `i` is read by shard `i mod shards`).
+    pub partitions: u32,
+    /// Its own options, passed through.
+    pub options: Options,
 }
 
 impl Source {
@@ -176,6 +192,7 @@ impl Source {
             Source::Generator(_) => "generator",
             Source::File(_) => "file",
             Source::Tcp(_) => "tcp",
+            Source::Custom(_) => "custom",
         }
     }
 }
@@ -363,7 +380,7 @@ pub enum Delivery {
 }
 
 /// A result sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Sink {
     /// Standard output, at-least-once.
     Console,
@@ -378,6 +395,13 @@ pub enum Sink {
     },
     /// Discards everything (benchmarks).
     Blackhole,
+    /// A sink registered by the program that embeds weir (see docs/EXTENDING.md).
+    Custom {
+        /// The name it was registered under.
+        name: String,
+        /// Its own options, passed through.
+        options: Options,
+    },
 }
 
 impl fmt::Display for Sink {
@@ -385,6 +409,7 @@ impl fmt::Display for Sink {
         match self {
             Sink::Console => f.write_str("console"),
             Sink::Blackhole => f.write_str("blackhole"),
+            Sink::Custom { name, .. } => write!(f, "custom {name}"),
             Sink::File { path, delivery, .. } => write!(
                 f,
                 "file {path} ({})",

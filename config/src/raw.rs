@@ -233,6 +233,9 @@ pub(crate) struct RawSource {
     pub bind: Option<String>,
     pub max_line_bytes: Option<i64>,
     pub max_connections: Option<i64>,
+    // custom
+    pub name: Option<String>,
+    pub options: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +289,8 @@ pub(crate) struct RawSink {
     pub path: Option<String>,
     pub delivery: Option<String>,
     pub delay_ms: Option<i64>,
+    pub name: Option<String>,
+    pub options: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -444,6 +444,10 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
         ("max_line_bytes", raw.max_line_bytes.is_some()),
         ("max_connections", raw.max_connections.is_some()),
     ];
+    let custom_keys = [
+        ("name", raw.name.is_some()),
+        ("options", raw.options.is_some()),
+    ];
     let forbid = |groups: &[&[(&str, bool)]]| -> Checked<()> {
         for group in groups {
             if let Some((name, _)) = group.iter().find(|(_, set)| *set) {
@@ -457,7 +461,7 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
     };
     match kind {
         "generator" => {
-            forbid(&[&file_keys, &tcp_keys])?;
+            forbid(&[&file_keys, &tcp_keys, &custom_keys])?;
             let rate = raw.rate.unwrap_or(0.0);
             if !rate.is_finite() || rate < 0.0 {
                 return Err(Problem::new(format!("{at}.rate"), "must be a number >= 0"));
@@ -484,7 +488,7 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
             }))
         }
         "file" => {
-            forbid(&[&generator_keys, &tcp_keys])?;
+            forbid(&[&generator_keys, &tcp_keys, &custom_keys])?;
             let path = raw.path.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
                 Problem::new(format!("{at}.path"), "is required for a file source")
             })?;
@@ -505,7 +509,7 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
             }))
         }
         "tcp" => {
-            forbid(&[&generator_keys, &file_keys])?;
+            forbid(&[&generator_keys, &file_keys, &custom_keys])?;
             let bind = raw.bind.as_deref().ok_or_else(|| {
                 Problem::new(format!("{at}.bind"), "is required for a tcp source")
             })?;
@@ -521,9 +525,32 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
                 )? as usize,
             }))
         }
+        "custom" => {
+            let only_partitions: Vec<(&str, bool)> = generator_keys
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != "partitions")
+                .collect();
+            forbid(&[&only_partitions, &file_keys, &tcp_keys])?;
+            let name = raw.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+                Problem::new(format!("{at}.name"), "is required for a custom source")
+            })?;
+            let partitions = positive(&format!("{at}.partitions"), raw.partitions.unwrap_or(1))?;
+            if partitions > 65_536 {
+                return Err(Problem::new(
+                    format!("{at}.partitions"),
+                    "must be at most 65536",
+                ));
+            }
+            Ok(Source::Custom(CustomSource {
+                name,
+                partitions: partitions as u32,
+                options: raw.options.clone().unwrap_or_default(),
+            }))
+        }
         other => Err(Problem::new(
             format!("{at}.type"),
-            format!("unknown source type {other:?} (expected generator, file or tcp)"),
+            format!("unknown source type {other:?} (expected generator, file, tcp or custom)"),
         )),
     }
 }
@@ -535,6 +562,8 @@ fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
             ("path", raw.path.is_some()),
             ("delivery", raw.delivery.is_some()),
             ("delay_ms", raw.delay_ms.is_some()),
+            ("name", raw.name.is_some()),
+            ("options", raw.options.is_some()),
         ] {
             if set {
                 return Err(not_allowed(format!("{at}.{name}"), &format!("{kind} sink")));
@@ -546,6 +575,14 @@ fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
         "console" => forbid_all().map(|()| Sink::Console),
         "blackhole" => forbid_all().map(|()| Sink::Blackhole),
         "file" => {
+            for (name, set) in [
+                ("name", raw.name.is_some()),
+                ("options", raw.options.is_some()),
+            ] {
+                if set {
+                    return Err(not_allowed(format!("{at}.{name}"), "file sink"));
+                }
+            }
             let path =
                 raw.path.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
                     Problem::new(format!("{at}.path"), "is required for a file sink")
@@ -566,9 +603,27 @@ fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
                 delay_ms: non_negative(&format!("{at}.delay_ms"), raw.delay_ms.unwrap_or(0))?,
             })
         }
+        "custom" => {
+            for (name, set) in [
+                ("path", raw.path.is_some()),
+                ("delivery", raw.delivery.is_some()),
+                ("delay_ms", raw.delay_ms.is_some()),
+            ] {
+                if set {
+                    return Err(not_allowed(format!("{at}.{name}"), "custom sink"));
+                }
+            }
+            let name = raw.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+                Problem::new(format!("{at}.name"), "is required for a custom sink")
+            })?;
+            Ok(Sink::Custom {
+                name,
+                options: raw.options.clone().unwrap_or_default(),
+            })
+        }
         other => Err(Problem::new(
             format!("{at}.type"),
-            format!("unknown sink type {other:?} (expected console, file or blackhole)"),
+            format!("unknown sink type {other:?} (expected console, file, blackhole or custom)"),
         )),
     }
 }

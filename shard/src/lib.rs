@@ -21,6 +21,7 @@
 pub mod checkpoint;
 pub mod control;
 pub mod error;
+pub mod extensions;
 mod handle;
 pub mod message;
 pub mod metrics;
@@ -46,6 +47,7 @@ use weir_engine::{
 
 pub use control::{Control, PartitionReport, PipelineReport, ShardReport};
 pub use error::{Error, Result};
+pub use extensions::{Extensions, SinkContext, SourceContext};
 pub use handle::{KeyFilter, RuntimeHandle};
 pub use metrics::Counters;
 
@@ -98,6 +100,37 @@ fn plan_files(config: &Config) -> Result<Vec<Vec<PathBuf>>> {
 impl Runtime {
     /// Starts one shard per core of the core map (or `parallelism` unpinned ones).
     pub fn start(config: Config) -> Result<Self> {
+        Self::start_with(config, Extensions::default())
+    }
+
+    /// Starts the runtime with custom sources and sinks registered by name.
+    pub fn start_with(config: Config, extensions: Extensions) -> Result<Self> {
+        for p in &config.pipelines {
+            if let SourceSpec::Custom(c) = &p.source {
+                if !extensions.has_source(&c.name) {
+                    return Err(Error::Source {
+                        pipeline: p.id.clone(),
+                        reason: format!(
+                            "no custom source named {:?} is registered in this program",
+                            c.name
+                        ),
+                    });
+                }
+            }
+            for s in p.sinks.iter().chain(p.late_sink.as_ref()) {
+                if let weir_config::Sink::Custom { name, .. } = s {
+                    if !extensions.has_sink(name) {
+                        return Err(Error::Source {
+                            pipeline: p.id.clone(),
+                            reason: format!(
+                                "no custom sink named {name:?} is registered in this program"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let extensions = Arc::new(extensions);
         let config = Arc::new(config);
         let nr_shards = config.nr_shards();
         placement::ensure_memlock(nr_shards)?;
@@ -182,13 +215,15 @@ impl Runtime {
             };
             let files = files.clone();
             let restore = Arc::clone(&restore);
+            let extensions = Arc::clone(&extensions);
             let generator_start = generator_start.clone();
             let placement = placement::placement(cores.as_deref(), shard)?;
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("weir-shard-{shard}"))
                 .io_memory(placement::IO_MEMORY_BYTES)
                 .spawn(move || async move {
-                    let pipelines = build_pipelines(&setup, &files, &generator_start, &restore)?;
+                    let pipelines =
+                        build_pipelines(&setup, &files, &generator_start, &restore, &extensions)?;
                     run_shard(setup, pipelines).await
                 })
                 .map_err(|e| Error::Executor {
@@ -334,6 +369,7 @@ fn build_pipelines(
     files: &[Vec<PathBuf>],
     generator_start: &[Option<i64>],
     restore: &checkpoint::Restore,
+    extensions: &Extensions,
 ) -> Result<Vec<ShardPipeline>> {
     let config = &setup.config;
     let nr_shards = setup.outboxes.len();
@@ -366,7 +402,31 @@ fn build_pipelines(
                     .collect();
                 Some(Box::new(FileSource::new(f, owned)))
             }
+            SourceSpec::Custom(_) => None,
             SourceSpec::Tcp(_) => None,
+        };
+        let source = match (&spec.source, source) {
+            (SourceSpec::Custom(c), _) => {
+                let owned: Vec<PartitionId> = (0..c.partitions)
+                    .filter(|p| *p as usize % nr_shards == shard)
+                    .map(PartitionId)
+                    .collect();
+                let cx = SourceContext {
+                    pipeline: &spec.id,
+                    shard,
+                    partitions: &owned,
+                    options: &c.options,
+                };
+                Some(
+                    extensions
+                        .make_source(&c.name, &cx)
+                        .map_err(|reason| Error::Source {
+                            pipeline: spec.id.clone(),
+                            reason,
+                        })?,
+                )
+            }
+            (_, source) => source,
         };
         let partitions: Vec<PartitionState> = source
             .as_ref()
@@ -397,12 +457,18 @@ fn build_pipelines(
         let sinks = spec
             .sinks
             .iter()
-            .map(|s| open_sink(s, shard, Arc::clone(&circuit)).map_err(io(&s.to_string())))
+            .map(|s| {
+                open_sink(s, &spec.id, shard, extensions, Arc::clone(&circuit))
+                    .map_err(io(&s.to_string()))
+            })
             .collect::<Result<Vec<_>>>()?;
         let late_sink = spec
             .late_sink
             .as_ref()
-            .map(|s| open_sink(s, shard, Arc::clone(&circuit)).map_err(io(&s.to_string())))
+            .map(|s| {
+                open_sink(s, &spec.id, shard, extensions, Arc::clone(&circuit))
+                    .map_err(io(&s.to_string()))
+            })
             .transpose()?;
         let dl_path = config
             .data_dir

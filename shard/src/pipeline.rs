@@ -71,10 +71,23 @@ impl std::fmt::Debug for ShardPipeline {
 /// Opens a sink of a spec.
 pub(crate) fn open_sink(
     spec: &SinkSpec,
+    pipeline: &str,
     shard: usize,
+    extensions: &crate::Extensions,
     circuit: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<SinkWriter> {
     Ok(match spec {
+        SinkSpec::Custom { name, options } => {
+            let cx = crate::SinkContext {
+                pipeline,
+                shard,
+                options,
+            };
+            let sink = extensions
+                .make_sink(name, &cx)
+                .map_err(std::io::Error::other)?;
+            SinkWriter::new(sink, circuit)
+        }
         SinkSpec::Console => SinkWriter::new(Box::new(ConsoleSink), circuit),
         SinkSpec::Blackhole => SinkWriter::new(Box::new(BlackholeSink), circuit).into_discarding(),
         SinkSpec::File {
