@@ -838,6 +838,7 @@ fn describe_source(source: &Source) -> String {
             format!("file {} ({format}{follow})", f.path)
         }
         Source::Tcp(t) => format!("tcp {}", t.bind),
+        Source::Custom(c) => format!("custom {} ({} partitions)", c.name, c.partitions),
     }
 }
 
