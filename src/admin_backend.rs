@@ -17,17 +17,14 @@
 //!   of the one shard that owns its key group.
 //! - Checkpoints are the coordinator's: `POST /checkpoint` asks it for one and waits,
 //!   `/checkpoints` lists the retained ones of its recent history.
-//! - Rates and recent latency are differences against samples this backend keeps (at most
-//!   one per [`SAMPLE_EVERY`], over about [`RATE_WINDOW`]): admin-side state, behind a
-//!   mutex only the admin threads touch.
+//! - Rates and recent latency are differences against samples this backend keeps
+//!   ([`history`]): admin-side state, behind a mutex only the admin threads touch.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use hdrhistogram::Histogram as Hdr;
 use weir_admin::model::{
     CheckpointCounts, CheckpointInfo, Health, Histogram, HoldBack, Latency, MetricsSnapshot,
     OperatorWatermark, PartitionLag, PartitionState, PartitionWatermark, PipelineCounters,
@@ -41,16 +38,16 @@ use weir_engine::{InvalidReason, OpenWindow, Watermark};
 use weir_shard::checkpoint::CoordinatorHandle;
 use weir_shard::{KeyFilter, Runtime, RuntimeHandle, ShardReport};
 
+use history::{CheckpointDurations, History};
+
+mod history;
+
 /// Inspect reports younger than this answer requests that have no timeout.
 pub const REPORT_MAX_AGE: Duration = Duration::from_millis(200);
 /// How long a request without a timeout waits for fresh inspect reports.
 pub const REPORT_WAIT: Duration = Duration::from_millis(250);
 /// A running shard whose loop has not turned for this long has stalled (`/health` 503).
 pub const STALL_AFTER: Duration = Duration::from_secs(5);
-/// Rates and recent latency are measured over about this long.
-pub const RATE_WINDOW: Duration = Duration::from_secs(5);
-/// At most one rate sample per this long.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// Most windows `GET /state/{pipeline}/{key}` lists for one key.
 const MAX_KEY_WINDOWS: usize = 10_000;
 
@@ -82,28 +79,14 @@ pub struct RuntimeBackend {
     /// Wall clock at start, ms: a shard that has not turned yet is silent since then.
     started_ms: u64,
     reports: Mutex<Reports>,
-    samples: Mutex<VecDeque<Sample>>,
-    checkpoint_durations: Mutex<Durations>,
+    history: Mutex<History>,
+    checkpoint_durations: Mutex<CheckpointDurations>,
 }
 
 /// The last inspect report of every shard.
 struct Reports {
     shards: Vec<Option<ShardReport>>,
     asked: Option<Instant>,
-}
-
-/// Checkpoint durations seen so far, as cumulative Prometheus buckets (the coordinator
-/// keeps only its recent history).
-struct Durations {
-    last_id: u64,
-    histogram: Histogram,
-}
-
-/// Per pipeline: processed total and latency histogram at one instant.
-struct Sample {
-    at: Instant,
-    processed: Vec<u64>,
-    latency: Vec<Option<Hdr<u64>>>,
 }
 
 impl RuntimeBackend {
@@ -115,11 +98,6 @@ impl RuntimeBackend {
             .checked_sub(runtime.uptime())
             .unwrap_or_else(Instant::now);
         let started_ms = now_ms().saturating_sub(runtime.uptime().as_millis() as u64);
-        let zero = Sample {
-            at: start,
-            processed: vec![0; nr_pipelines],
-            latency: vec![None; nr_pipelines],
-        };
         Self {
             runtime,
             coordinator,
@@ -129,11 +107,8 @@ impl RuntimeBackend {
                 shards: vec![None; nr_shards],
                 asked: None,
             }),
-            samples: Mutex::new(VecDeque::from([zero])),
-            checkpoint_durations: Mutex::new(Durations {
-                last_id: 0,
-                histogram: Histogram::from_observations(&Histogram::LATENCY_BOUNDS_S, &[]),
-            }),
+            history: Mutex::new(History::new(start, nr_pipelines)),
+            checkpoint_durations: Mutex::new(CheckpointDurations::new()),
         }
     }
 
@@ -270,46 +245,16 @@ impl RuntimeBackend {
         Ok(out)
     }
 
-    /// Events per second and latency of every pipeline over the last [`RATE_WINDOW`] or so.
+    /// Events per second and latency of every pipeline over the last few seconds.
     fn recent(&self) -> Vec<(f64, Latency)> {
         let nr_pipelines = self.runtime.config().pipelines.len();
         let processed: Vec<u64> = (0..nr_pipelines).map(|p| self.processed(p)).collect();
         let latency = self.with_reports(|reports| {
             (0..nr_pipelines)
-                .map(|p| merged_latency(reports, Some(p)))
-                .collect::<Vec<_>>()
+                .map(|p| history::merge(latency_of(reports, Some(p))))
+                .collect()
         });
-        let now = Instant::now();
-        let mut samples = lock(&self.samples);
-        while samples.len() >= 2 && samples[1].at + RATE_WINDOW <= now {
-            samples.pop_front();
-        }
-        let answer = match samples.front() {
-            Some(base) => {
-                let elapsed = now.duration_since(base.at).as_secs_f64();
-                (0..nr_pipelines)
-                    .map(|p| {
-                        let events = processed[p].saturating_sub(base.processed[p]) as f64;
-                        let rate = if elapsed > 0.001 {
-                            events / elapsed
-                        } else {
-                            0.0
-                        };
-                        let window = since(latency[p].as_ref(), base.latency[p].as_ref());
-                        (rate, percentiles(window.as_ref()))
-                    })
-                    .collect()
-            }
-            None => vec![(0.0, Latency::default()); nr_pipelines],
-        };
-        if samples.back().is_none_or(|s| s.at + SAMPLE_EVERY <= now) {
-            samples.push_back(Sample {
-                at: now,
-                processed,
-                latency,
-            });
-        }
-        answer
+        lock(&self.history).recent(Instant::now(), processed, latency)
     }
 }
 
@@ -622,10 +567,10 @@ impl Backend for RuntimeBackend {
                     }
                 }
             }
-            (lags, merged_latency(reports, None))
+            (lags, history::merge(latency_of(reports, None)))
         });
         snapshot.partitions = partitions;
-        snapshot.processing_duration = buckets(latency.as_ref());
+        snapshot.processing_duration = history::buckets(latency.as_ref());
         snapshot.checkpoints = CheckpointCounts {
             completed: counters.checkpoints_ok.load(Ordering::Relaxed),
             failed: counters.checkpoints_failed.load(Ordering::Relaxed),
@@ -636,23 +581,10 @@ impl Backend for RuntimeBackend {
 }
 
 impl RuntimeBackend {
-    /// Adds the checkpoints completed since the last call to the duration histogram.
+    /// Checkpoint durations so far, including those completed since the last scrape.
     fn checkpoint_durations(&self) -> Histogram {
-        let mut seen = lock(&self.checkpoint_durations);
-        for info in self.coordinator.history() {
-            if info.id <= seen.last_id {
-                continue;
-            }
-            seen.last_id = info.id;
-            let s = info.duration.as_secs_f64();
-            let h = &mut seen.histogram;
-            for bucket in h.buckets.iter_mut().filter(|b| s <= b.le) {
-                bucket.count += 1;
-            }
-            h.sum += s;
-            h.count += 1;
-        }
-        seen.histogram.clone()
+        let recent = self.coordinator.history();
+        lock(&self.checkpoint_durations).observe(recent.iter().map(|c| (c.id, c.duration)))
     }
 
     fn pipeline_watermarks(
@@ -723,69 +655,18 @@ fn keep(cache: &mut Reports, fresh: impl Iterator<Item = Option<ShardReport>>) {
     cache.asked = Some(Instant::now());
 }
 
-/// The latency histograms of one pipeline (or all) merged over shards; `None` if no
-/// shard has reported.
-fn merged_latency(reports: &[Option<ShardReport>], pipeline: Option<usize>) -> Option<Hdr<u64>> {
-    let mut merged: Option<Hdr<u64>> = None;
-    for report in reports.iter().flatten() {
-        for (p, pr) in report.pipelines.iter().enumerate() {
-            if pipeline.is_some_and(|want| want != p) {
-                continue;
-            }
-            match &mut merged {
-                None => merged = Some(pr.latency_us.clone()),
-                Some(m) => {
-                    // Histograms grow to fit (auto-resize), so adding cannot fail in practice.
-                    let _ = m.add(&pr.latency_us);
-                }
-            }
-        }
-    }
-    merged
-}
-
-/// What `now` recorded since `base` (both cumulative); all of `now` without a base or
-/// when a shard's history went missing in between.
-fn since(now: Option<&Hdr<u64>>, base: Option<&Hdr<u64>>) -> Option<Hdr<u64>> {
-    let mut window = now?.clone();
-    if let Some(base) = base {
-        if window.subtract(base).is_err() {
-            return now.cloned();
-        }
-    }
-    Some(window)
-}
-
-fn percentiles(h: Option<&Hdr<u64>>) -> Latency {
-    let Some(h) = h.filter(|h| !h.is_empty()) else {
-        return Latency::default();
-    };
-    let ms = |us: u64| us as f64 / 1000.0;
-    Latency {
-        p50: ms(h.value_at_quantile(0.5)),
-        p99: ms(h.value_at_quantile(0.99)),
-        p999: ms(h.value_at_quantile(0.999)),
-        max: ms(h.max()),
-    }
-}
-
-/// A latency histogram in µs as Prometheus buckets in seconds.
-fn buckets(h: Option<&Hdr<u64>>) -> Histogram {
-    let Some(h) = h else {
-        return Histogram::from_observations(&Histogram::LATENCY_BOUNDS_S, &[]);
-    };
-    let buckets = Histogram::LATENCY_BOUNDS_S
-        .iter()
-        .map(|&le| weir_admin::model::Bucket {
-            le,
-            count: h.count_between(0, (le * 1e6) as u64),
-        })
-        .collect();
-    Histogram {
-        buckets,
-        sum: h.mean() * h.len() as f64 / 1e6,
-        count: h.len(),
-    }
+/// The latency histograms (µs) of one pipeline, or of all, in every shard's report.
+fn latency_of(
+    reports: &[Option<ShardReport>],
+    pipeline: Option<usize>,
+) -> impl Iterator<Item = &hdrhistogram::Histogram<u64>> {
+    reports.iter().flatten().flat_map(move |r| {
+        r.pipelines
+            .iter()
+            .enumerate()
+            .filter(move |(p, _)| pipeline.is_none_or(|want| want == *p))
+            .map(|(_, p)| &p.latency_us)
+    })
 }
 
 fn checkpoint_info(info: &weir_shard::checkpoint::CheckpointInfo) -> CheckpointInfo {
@@ -812,33 +693,33 @@ fn window_state(pipeline: &str, shard: usize, w: OpenWindow, watermark: Watermar
     }
 }
 
+/// The source for humans; sources added later than this function show their kind.
 fn describe_source(source: &Source) -> String {
-    match source {
-        Source::Generator(g) => {
-            let total = match g.total {
-                0 => "endless".to_owned(),
-                n => format!("{n} events"),
-            };
-            let rate = if g.rate > 0.0 {
-                format!("{} events/s", g.rate)
-            } else {
-                "as fast as possible".to_owned()
-            };
-            format!(
-                "generator {} keys, {total}, {rate}, {} partitions",
-                g.keys, g.partitions
-            )
-        }
-        Source::File(f) => {
-            let format = match f.format {
-                FileFormat::Jsonl => "jsonl",
-                FileFormat::Csv => "csv",
-            };
-            let follow = if f.follow { ", follow" } else { "" };
-            format!("file {} ({format}{follow})", f.path)
-        }
-        Source::Tcp(t) => format!("tcp {}", t.bind),
-        Source::Custom(c) => format!("custom {} ({} partitions)", c.name, c.partitions),
+    if let Source::Generator(g) = source {
+        let total = match g.total {
+            0 => "endless".to_owned(),
+            n => format!("{n} events"),
+        };
+        let rate = if g.rate > 0.0 {
+            format!("{} events/s", g.rate)
+        } else {
+            "as fast as possible".to_owned()
+        };
+        format!(
+            "generator {} keys, {total}, {rate}, {} partitions",
+            g.keys, g.partitions
+        )
+    } else if let Source::File(f) = source {
+        let format = match f.format {
+            FileFormat::Jsonl => "jsonl",
+            FileFormat::Csv => "csv",
+        };
+        let follow = if f.follow { ", follow" } else { "" };
+        format!("file {} ({format}{follow})", f.path)
+    } else if let Source::Tcp(t) = source {
+        format!("tcp {}", t.bind)
+    } else {
+        source.kind().to_owned()
     }
 }
 

@@ -17,8 +17,13 @@ use admin_common::*;
 const CHROMIUM: &str = "chromium";
 
 /// Runs headless Chromium on `url` with `args`, in a fresh profile, killed after
-/// `timeout`. A first start (font caches) can be slow, so a run that times out is tried
-/// again, up to three times.
+/// `timeout`; a run that times out is tried again, up to three times.
+///
+/// Why retry: tiny_http 0.12 (under the admin server) hands each connection to a thread
+/// pool whose `spawn` can leave a new connection queued while every worker sits in a
+/// keep-alive read, so one of the page's parallel fetches may never be answered and
+/// `--virtual-time-budget` never runs out (about one run in four here). Killing the
+/// browser closes its connections, which frees the workers.
 fn chromium(profile: &Path, url: &str, args: &[&str], timeout: Duration) -> Res<Output> {
     for attempt in 1..=3 {
         let dir = profile.join(format!("profile-{attempt}"));
