@@ -693,33 +693,34 @@ fn window_state(pipeline: &str, shard: usize, w: OpenWindow, watermark: Watermar
     }
 }
 
-/// The source for humans; sources added later than this function show their kind.
+/// The source for humans.
 fn describe_source(source: &Source) -> String {
-    if let Source::Generator(g) = source {
-        let total = match g.total {
-            0 => "endless".to_owned(),
-            n => format!("{n} events"),
-        };
-        let rate = if g.rate > 0.0 {
-            format!("{} events/s", g.rate)
-        } else {
-            "as fast as possible".to_owned()
-        };
-        format!(
-            "generator {} keys, {total}, {rate}, {} partitions",
-            g.keys, g.partitions
-        )
-    } else if let Source::File(f) = source {
-        let format = match f.format {
-            FileFormat::Jsonl => "jsonl",
-            FileFormat::Csv => "csv",
-        };
-        let follow = if f.follow { ", follow" } else { "" };
-        format!("file {} ({format}{follow})", f.path)
-    } else if let Source::Tcp(t) = source {
-        format!("tcp {}", t.bind)
-    } else {
-        source.kind().to_owned()
+    match source {
+        Source::Generator(g) => {
+            let total = match g.total {
+                0 => "endless".to_owned(),
+                n => format!("{n} events"),
+            };
+            let rate = if g.rate > 0.0 {
+                format!("{} events/s", g.rate)
+            } else {
+                "as fast as possible".to_owned()
+            };
+            format!(
+                "generator {} keys, {total}, {rate}, {} partitions",
+                g.keys, g.partitions
+            )
+        }
+        Source::File(f) => {
+            let format = match f.format {
+                FileFormat::Jsonl => "jsonl",
+                FileFormat::Csv => "csv",
+            };
+            let follow = if f.follow { ", follow" } else { "" };
+            format!("file {} ({format}{follow})", f.path)
+        }
+        Source::Tcp(t) => format!("tcp {}", t.bind),
+        Source::Custom(c) => format!("custom {} ({} partitions)", c.name, c.partitions),
     }
 }
 
