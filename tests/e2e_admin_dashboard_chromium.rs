@@ -83,9 +83,15 @@ fn the_dashboard_in_headless_chromium_shows_live_numbers_from_the_engine() -> Te
     }
     // 1000 events/s per partition at 1 ms per event: event time keeps up with the clock.
     let pipelines = generator_pipeline("clicks", 2000) + &generator_pipeline("orders", 600);
-    let engine = Engine::start(&pipelines, "")?;
+    // A checkpoint every second, so the page has some to list.
+    let engine = Engine::start_with("checkpoint_interval = 1", "", &pipelines)?;
     engine.wait_for("/pipelines/clicks/stats", Duration::from_secs(30), |s| {
         s["results"].as_u64().is_some_and(|n| n > 0)
+    })?;
+    engine.wait_for("/checkpoints", Duration::from_secs(30), |c| {
+        c["checkpoints"]
+            .as_array()
+            .is_some_and(|list| list.len() >= 2)
     })?;
     let url = format!("http://{}/", engine.http);
     let scratch = tempfile::tempdir()?;
@@ -125,6 +131,7 @@ fn the_dashboard_in_headless_chromium_shows_live_numbers_from_the_engine() -> Te
         "shard rows"
     );
     assert!(number("uptime")? > 0.0, "uptime");
+    assert!(dom.contains("id=\"checkpoint-"), "checkpoint rows");
 
     // A screenshot of the live page: a real PNG, kept where asked.
     let png = scratch.path().join("dashboard.png");
