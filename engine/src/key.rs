@@ -101,7 +101,15 @@ impl KeyGroup {
     /// spread over all of that shard's buckets.
     #[inline]
     pub fn of_hash(hash: u64, nr_groups: u32) -> Self {
-        KeyGroup(((hash >> 32) % u64::from(nr_groups.max(1))) as u32)
+        let high = hash >> 32;
+        let n = nr_groups.max(1);
+        // The same value as the modulo; a mask when the count is a power of two (the
+        // default 4096), which spares the hot path a division per event.
+        if n.is_power_of_two() {
+            KeyGroup((high & u64::from(n - 1)) as u32)
+        } else {
+            KeyGroup((high % u64::from(n)) as u32)
+        }
     }
 }
 
@@ -162,7 +170,12 @@ impl KeyGroupMap {
     /// The shard that owns a group.
     #[inline]
     pub fn shard_of(&self, group: KeyGroup) -> u32 {
-        ((u64::from(group.0) * u64::from(self.nr_shards)) / u64::from(self.nr_groups)) as u32
+        let scaled = u64::from(group.0) * u64::from(self.nr_shards);
+        if self.nr_groups.is_power_of_two() {
+            (scaled >> self.nr_groups.trailing_zeros()) as u32
+        } else {
+            (scaled / u64::from(self.nr_groups)) as u32
+        }
     }
 
     /// The shard that owns a key hash.
