@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod admin_backend;
 mod bench;
+mod load;
+mod log_inspect;
 mod plan;
 mod run;
 
@@ -28,6 +30,13 @@ enum Command {
     },
     /// In-process throughput benchmark: generator → pipeline → blackhole.
     Bench(bench::BenchArgs),
+    /// Load generator: drive a running engine's TCP source, report events/s and ack latency.
+    Load(load::LoadArgs),
+    /// Append-log tools.
+    Log {
+        #[command(subcommand)]
+        command: log_inspect::LogCommand,
+    },
     /// Validate a config and print the resolved plan (exit 2 if invalid).
     Check {
         /// The config file.
@@ -75,6 +84,14 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Load(args) => match load::load(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Log { command } => match log_inspect::run(&command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Check { config } => match weir_config::load(&config) {
             Ok(c) => {
                 print!("{}", plan::render(&c));

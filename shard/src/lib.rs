@@ -403,7 +403,23 @@ fn build_pipelines(
                 Some(Box::new(FileSource::new(f, owned)))
             }
             SourceSpec::Custom(_) => None,
-            SourceSpec::Tcp(_) => None,
+            SourceSpec::Tcp(t) => Some(Box::new(
+                source::TcpSource::open(source::tcp::TcpSourceConfig {
+                    pipeline: &spec.id,
+                    pipeline_index: index,
+                    spec: t,
+                    storage: &config.storage,
+                    data_dir: &config.data_dir,
+                    shard,
+                    nr_shards,
+                    decoder: decoder.clone(),
+                    counters: Arc::clone(&setup.counters),
+                })
+                .map_err(|e| Error::Source {
+                    pipeline: spec.id.clone(),
+                    reason: e.to_string(),
+                })?,
+            )),
         };
         let source = match (&spec.source, source) {
             (SourceSpec::Custom(c), _) => {

@@ -13,6 +13,8 @@
 mod file;
 pub use file::list_files as file_files;
 mod generator;
+pub mod tcp;
+pub use tcp::TcpSource;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -45,11 +45,13 @@ impl LineSplitter {
     }
 
     /// Whether a line has started and not ended (bytes are waiting for a newline).
+    #[cfg(test)]
     pub fn in_line(&self) -> bool {
         !self.partial.is_empty() || self.skipping.is_some()
     }
 
     /// Bytes held for an unfinished line.
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.partial.len() + self.skipping.as_ref().map_or(0, |(h, _)| h.len())
     }
@@ -167,7 +169,10 @@ mod tests {
         let (got, pending) = split(100, &[&long[..300], &long[300..], b"\nok\n"]);
         assert_eq!(
             got,
-            vec![Got::Long(vec![b'x'; HEAD_BYTES], 1000), Got::Line(b"ok".to_vec())]
+            vec![
+                Got::Long(vec![b'x'; HEAD_BYTES], 1000),
+                Got::Line(b"ok".to_vec())
+            ]
         );
         assert!(!pending);
         let (got, _) = split(100, &[&long, b"\n"]);
@@ -177,7 +182,10 @@ mod tests {
         let (got, _) = split(100, &[&one]);
         assert_eq!(
             got,
-            vec![Got::Long(vec![b'x'; HEAD_BYTES], 1000), Got::Line(b"ok".to_vec())]
+            vec![
+                Got::Long(vec![b'x'; HEAD_BYTES], 1000),
+                Got::Line(b"ok".to_vec())
+            ]
         );
     }
 

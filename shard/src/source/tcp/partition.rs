@@ -74,6 +74,8 @@ pub(crate) struct PartitionLog {
     pub producers: HashMap<String, Mark>,
     /// Truncate before `.0` once the log is durable past `.1` (a commit marker).
     pending_truncate: Option<(LogOffset, LogOffset)>,
+    /// The position of the last commit marker written (none is written twice).
+    last_commit: Option<LogOffset>,
     /// Held back by watermark alignment.
     pub paused: bool,
     /// An adopted log read to its end.
@@ -83,7 +85,12 @@ pub(crate) struct PartitionLog {
 impl PartitionLog {
     /// Opens (creating or recovering) the log in `dir` and scans it: the producer
     /// table, and where emission starts (the last commit marker).
-    pub fn open(dir: &Path, id: PartitionId, options: LogOptions, own: bool) -> Result<Self, Error> {
+    pub fn open(
+        dir: &Path,
+        id: PartitionId,
+        options: LogOptions,
+        own: bool,
+    ) -> Result<Self, Error> {
         let (log, report) = Log::open(dir, options).map_err(|source| Error::Log {
             dir: dir.to_path_buf(),
             source,
@@ -104,7 +111,10 @@ impl PartitionLog {
                         seq: b.last_seq(),
                         ms: b.written_ms,
                     };
-                    producers.entry(b.producer.to_owned()).or_default().merge(mark);
+                    producers
+                        .entry(b.producer.to_owned())
+                        .or_default()
+                        .merge(mark);
                 }
                 Ok(Record::Batch(_)) => {}
                 Ok(Record::Snapshot(marks)) => {
@@ -132,6 +142,7 @@ impl PartitionLog {
             tail_bytes: 0,
             producers,
             pending_truncate: None,
+            last_commit: committed,
             paused: false,
             finished: false,
             log,
@@ -179,9 +190,8 @@ impl PartitionLog {
         if self.emit < self.replay_until {
             let mut reached_tail = true;
             for rec in self.log.read_from(self.emit) {
-                let rec = rec.map_err(|e| {
-                    SourceError(format!("tcp partition {}: {e}", self.id.0))
-                })?;
+                let rec =
+                    rec.map_err(|e| SourceError(format!("tcp partition {}: {e}", self.id.0)))?;
                 if rec.offset >= self.replay_until {
                     break;
                 }
@@ -249,6 +259,10 @@ impl PartitionLog {
             tracing::warn!(partition = self.id.0, offset = %next, "commit of a position outside the log ignored");
             return Ok(());
         }
+        if self.last_commit == Some(next) {
+            return Ok(());
+        }
+        self.last_commit = Some(next);
         self.producers
             .retain(|_, m| m.ms >= now_ms.saturating_sub(PRODUCER_RETENTION_MS));
         self.log.append(&record::commit(next))?;

@@ -133,10 +133,7 @@ mod tests {
 
     #[test]
     fn lines_with_other_members_are_events_and_broken_hellos_are_refused() {
-        assert_eq!(
-            first_line(br#"{"producer":"p1","ts":1}"#),
-            FirstLine::Event
-        );
+        assert_eq!(first_line(br#"{"producer":"p1","ts":1}"#), FirstLine::Event);
         assert_eq!(first_line(br#"{"key":"a","ts":1}"#), FirstLine::Event);
         assert_eq!(first_line(b"garbage"), FirstLine::Event);
         assert!(matches!(

@@ -282,7 +282,10 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record<'_>, RecordError> {
             Ok(Record::Snapshot(out))
         }
         KIND_COMMIT => Ok(Record::Commit(LogOffset::new(c.u64("offset")?))),
-        _ => Err(RecordError { what: "kind", at: 0 }),
+        _ => Err(RecordError {
+            what: "kind",
+            at: 0,
+        }),
     }
 }
 
@@ -298,11 +301,6 @@ impl BatchWriter {
     /// Whether a batch has been started.
     pub fn is_open(&self) -> bool {
         !self.buf.is_empty()
-    }
-
-    /// Entries in the open batch.
-    pub fn count(&self) -> u32 {
-        self.count
     }
 
     /// Bytes of the open batch.
@@ -338,7 +336,8 @@ impl BatchWriter {
     pub fn event(&mut self, key: &str, ts: i64, value: f64) {
         let key = &key.as_bytes()[..key.len().min(u16::MAX as usize)];
         self.buf.push(ENTRY_EVENT);
-        self.buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(key.len() as u16).to_le_bytes());
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(&ts.to_le_bytes());
         self.buf.extend_from_slice(&value.to_le_bytes());
@@ -359,9 +358,11 @@ impl BatchWriter {
         let line = &line[..line.len().min(u32::MAX as usize)];
         self.buf.push(ENTRY_REJECTED);
         self.buf.push(code);
-        self.buf.extend_from_slice(&(message.len() as u16).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(message.len() as u16).to_le_bytes());
         self.buf.extend_from_slice(message);
-        self.buf.extend_from_slice(&(line.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(line.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(line);
         self.count += 1;
     }
@@ -420,7 +421,10 @@ mod tests {
         let Ok(Record::Batch(b)) = decode(&payload) else {
             panic!("not a batch");
         };
-        assert_eq!((b.producer, b.first_seq, b.count, b.last_seq()), ("p-1", 41, 3, 43));
+        assert_eq!(
+            (b.producer, b.first_seq, b.count, b.last_seq()),
+            ("p-1", 41, 3, 43)
+        );
         let entries: Vec<_> = b.entries().collect::<Result<_, _>>().unwrap_or_default();
         assert_eq!(
             entries,
@@ -446,7 +450,10 @@ mod tests {
 
     #[test]
     fn snapshots_and_commit_markers_round_trip() {
-        let marks = [("a", Mark { seq: 7, ms: 9 }), ("bb", Mark { seq: 1, ms: -1 })];
+        let marks = [
+            ("a", Mark { seq: 7, ms: 9 }),
+            ("bb", Mark { seq: 1, ms: -1 }),
+        ];
         let payload = snapshot(marks.iter().copied());
         assert_eq!(decode(&payload), Ok(Record::Snapshot(marks.to_vec())));
         let payload = commit(LogOffset::new(4096));

@@ -173,11 +173,6 @@ impl Producer {
         (s.durable >= s.appended).then_some(s.durable)
     }
 
-    /// Whether the engine holds any line of this producer.
-    pub fn known(&self) -> bool {
-        lock(&self.state).appended > 0
-    }
-
     /// Claims the right to append a batch ending at `last_seq` under `epoch`;
     /// `false` if a newer hello fenced this epoch. Append right after, without
     /// yielding.
@@ -231,7 +226,6 @@ mod tests {
         let r = Registry::shared(Path::new("/registry-test-2"), 1, 1, 10);
         let p = r.producer("p");
         let e = p.fence();
-        assert!(!p.known());
         assert!(p.claim(e, 5));
         p.unclaim(e, 0);
         assert_eq!(p.settled(), Some(0));

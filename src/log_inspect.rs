@@ -1,0 +1,29 @@
+//! `weir log inspect DIR`: a read-only report on an append-log folder.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+/// `weir log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Report on a log folder (segments, records, where recovery would cut) without
+    /// changing it; safe on the log of a running engine.
+    Inspect {
+        /// The log folder, e.g. data/log/<pipeline>/shard-0.
+        dir: PathBuf,
+    },
+}
+
+/// Runs a `weir log` subcommand.
+pub fn run(command: &LogCommand) -> anyhow::Result<()> {
+    match command {
+        LogCommand::Inspect { dir } => {
+            let report = weir_storage::log::inspect(dir)
+                .with_context(|| format!("cannot inspect {}", dir.display()))?;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}
