@@ -27,17 +27,37 @@ sinks = [{ type = "file", path = "/dev/full", delivery = "at_least_once" }]
 "#;
     let engine = Engine::start(pipeline, "")?;
     let deadline = Instant::now() + Duration::from_secs(60);
+    // First the sink's circuit opens (after a few failed retries), then the shard,
+    // still retrying, stops turning for long enough to count as stalled.
+    let mut circuit_seen = false;
     let sick = loop {
         let reply = engine.get("/health")?;
         if reply.status == 503 {
-            break reply;
+            let body: serde_json::Value = serde_json::from_str(&reply.body)?;
+            let kinds: Vec<String> = body["problems"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| p["kind"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            circuit_seen |= kinds.iter().any(|k| k == "sink_circuit_open");
+            if kinds.iter().any(|k| k == "shard_stalled") {
+                break reply;
+            }
+        } else {
+            assert_eq!(reply.status, 200, "{}", reply.body);
         }
-        assert_eq!(reply.status, 200, "{}", reply.body);
         if Instant::now() > deadline {
             return Err(format!("/health stayed 200: {}", engine.log()).into());
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    assert!(
+        circuit_seen,
+        "the open sink circuit was reported before the stall"
+    );
     let body = sick.expect(503)?;
     assert_eq!(body["status"], "unhealthy");
     let problems = body["problems"].as_array().ok_or("no problems")?;

@@ -462,7 +462,7 @@ fn build_pipelines(
             })
             .collect();
         let counters = &setup.counters;
-        let circuit = Arc::new(AtomicBool::new(false));
+        let circuit = sink::CircuitFlag::new(Arc::clone(counters), shard);
         let io = |path: &str| {
             let path = path.to_owned();
             move |source| Error::Io {
@@ -474,7 +474,7 @@ fn build_pipelines(
             .sinks
             .iter()
             .map(|s| {
-                open_sink(s, &spec.id, shard, extensions, Arc::clone(&circuit))
+                open_sink(s, &spec.id, shard, extensions, circuit.clone())
                     .map_err(io(&s.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -482,7 +482,7 @@ fn build_pipelines(
             .late_sink
             .as_ref()
             .map(|s| {
-                open_sink(s, &spec.id, shard, extensions, Arc::clone(&circuit))
+                open_sink(s, &spec.id, shard, extensions, circuit.clone())
                     .map_err(io(&s.to_string()))
             })
             .transpose()?;

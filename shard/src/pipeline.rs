@@ -74,7 +74,7 @@ pub(crate) fn open_sink(
     pipeline: &str,
     shard: usize,
     extensions: &crate::Extensions,
-    circuit: Arc<std::sync::atomic::AtomicBool>,
+    circuit: crate::sink::CircuitFlag,
 ) -> std::io::Result<SinkWriter> {
     Ok(match spec {
         SinkSpec::Custom { name, options } => {

@@ -64,13 +64,35 @@ impl Sink for BlackholeSink {
     }
 }
 
+/// Where a writer reports that its circuit is open: the shard's
+/// `sink_circuit_open` counter, which `/health` reads. It is set from inside the retry
+/// loop, while the shard stands still, so the admin thread sees it at once.
+#[derive(Debug, Clone)]
+pub struct CircuitFlag {
+    counters: Arc<crate::metrics::Counters>,
+    shard: usize,
+}
+
+impl CircuitFlag {
+    /// The flag of shard `shard`.
+    pub fn new(counters: Arc<crate::metrics::Counters>, shard: usize) -> Self {
+        Self { counters, shard }
+    }
+
+    fn set(&self, open: bool) {
+        if let Some(c) = self.counters.shards.get(self.shard) {
+            c.sink_circuit_open.store(open, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A sink with a buffer, retries and a circuit breaker.
 pub struct SinkWriter {
     sink: Box<dyn Sink>,
     /// Lines not yet written.
     pub buf: Vec<u8>,
     failures: u32,
-    circuit: Arc<AtomicBool>,
+    circuit: CircuitFlag,
     discard: bool,
 }
 
@@ -89,7 +111,7 @@ pub const FLUSH_BYTES: usize = 256 * 1024;
 
 impl SinkWriter {
     /// Wraps a sink; `circuit` is raised while its circuit is open.
-    pub fn new(sink: Box<dyn Sink>, circuit: Arc<AtomicBool>) -> Self {
+    pub fn new(sink: Box<dyn Sink>, circuit: CircuitFlag) -> Self {
         Self {
             sink,
             buf: Vec::with_capacity(FLUSH_BYTES),
@@ -130,14 +152,14 @@ impl SinkWriter {
                         tracing::info!(sink = %self.sink.describe(), "sink recovered; circuit closed");
                     }
                     self.failures = 0;
-                    self.circuit.store(false, Ordering::Relaxed);
+                    self.circuit.set(false);
                     return true;
                 }
                 Err(e) => {
                     self.failures += 1;
                     if self.failures == CIRCUIT_OPEN_AFTER {
                         tracing::error!(sink = %self.sink.describe(), error = %e, "sink keeps failing; circuit open");
-                        self.circuit.store(true, Ordering::Relaxed);
+                        self.circuit.set(true);
                     } else if self.failures < CIRCUIT_OPEN_AFTER {
                         tracing::warn!(sink = %self.sink.describe(), error = %e, attempt = self.failures, "sink write failed; retrying");
                     }
