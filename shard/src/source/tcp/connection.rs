@@ -369,6 +369,9 @@ impl Connection {
                 Wake::Read(Ok(n)) => {
                     let chunk = &buf[..n];
                     self.process_chunk(chunk);
+                    // One read at a time: the other connections (and the syncer) get
+                    // their turn before this one reads again.
+                    futures_lite::future::yield_now().await;
                 }
                 Wake::Read(Err(e)) => return Err(e),
                 Wake::Progress => {}

@@ -108,6 +108,9 @@ pub struct TcpSource {
     last_io: Instant,
 }
 
+/// The latency the source's task queue asks of the executor.
+const QUEUE_LATENCY: Duration = Duration::from_millis(1);
+
 /// Longest time [`Source::poll`] goes without letting the executor poll for I/O.
 ///
 /// glommio polls its rings when every task is blocked or when a task queue's preempt
@@ -216,8 +219,27 @@ impl TcpSource {
             c.counters,
             parts,
         ));
-        let syncer = glommio::spawn_local(syncer::run(Rc::clone(&shared)));
-        let listener = glommio::spawn_local(listener::run(Rc::clone(&shared), listener));
+        // The source's tasks get a task queue of their own: glommio shares the core
+        // between it and the shard loop's queue, and because its latency matters the
+        // executor preempts (and polls for I/O) at least every QUEUE_LATENCY while
+        // either side has work, so neither can starve the other. Connection tasks are
+        // spawned by the accept loop and so land in the same queue.
+        let queue = glommio::executor().create_task_queue(
+            glommio::Shares::default(),
+            glommio::Latency::Matters(QUEUE_LATENCY),
+            &format!("tcp-{}", c.pipeline),
+        );
+        let spawn_error = |task| {
+            move |e: glommio::GlommioError<()>| Error::Spawn {
+                task,
+                reason: e.to_string(),
+            }
+        };
+        let syncer = glommio::spawn_local_into(syncer::run(Rc::clone(&shared)), queue)
+            .map_err(spawn_error("sync"))?;
+        let listener =
+            glommio::spawn_local_into(listener::run(Rc::clone(&shared), listener), queue)
+                .map_err(spawn_error("accept"))?;
         Ok(Self {
             shared,
             bind,
@@ -292,7 +314,9 @@ impl Source for TcpSource {
                 }
             }
             self.next = self.next.wrapping_add(1);
-            if (was_backlogged || st.blocked) && !st.backlogged() {
+            // Blocked connections resume once half the backlog is free, so that each
+            // of them gets to read a useful amount before the bound is hit again.
+            if (was_backlogged || st.blocked) && st.backlog_bytes() <= state::BACKLOG_BYTES / 2 {
                 st.blocked = false;
                 shared.progress.notify();
             }

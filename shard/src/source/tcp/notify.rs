@@ -3,9 +3,12 @@
 //! Tasks remember the generation they last saw and wait until it moves; each waiter
 //! has a fixed slot (its id), so a task that stops waiting (because another future won
 //! a race) leaves at most one stale waker behind, never a growing list.
+//!
+//! Waiters are woken in the order they started waiting. That is what makes sharing
+//! fair: when backlog space frees up, the connection that has waited longest reads
+//! first, and one that just read queues up behind the others.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -14,7 +17,8 @@ use std::task::{Context, Poll, Waker};
 #[derive(Debug, Default)]
 pub(crate) struct Notify {
     generation: Cell<u64>,
-    waiters: RefCell<HashMap<u64, Waker>>,
+    /// (waiter id, waker), in the order the waiters started waiting.
+    waiters: RefCell<Vec<(u64, Waker)>>,
 }
 
 impl Notify {
@@ -26,8 +30,8 @@ impl Notify {
     /// Moves the generation on and wakes every waiter.
     pub fn notify(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        let waiters: Vec<Waker> = self.waiters.borrow_mut().drain().map(|(_, w)| w).collect();
-        for w in waiters {
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for (_, w) in waiters {
             w.wake();
         }
     }
@@ -43,7 +47,7 @@ impl Notify {
 
     /// Drops waiter `id`'s slot (the waiter is gone).
     pub fn forget(&self, id: u64) {
-        self.waiters.borrow_mut().remove(&id);
+        self.waiters.borrow_mut().retain(|(w, _)| *w != id);
     }
 }
 
@@ -62,10 +66,11 @@ impl Future for Changed<'_> {
         if self.notify.generation.get() != self.seen {
             return Poll::Ready(());
         }
-        self.notify
-            .waiters
-            .borrow_mut()
-            .insert(self.id, cx.waker().clone());
+        let mut waiters = self.notify.waiters.borrow_mut();
+        match waiters.iter_mut().find(|(id, _)| *id == self.id) {
+            Some((_, w)) => w.clone_from(cx.waker()),
+            None => waiters.push((self.id, cx.waker().clone())),
+        }
         Poll::Pending
     }
 }
@@ -73,6 +78,31 @@ impl Future for Changed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiters_are_woken_in_the_order_they_started_waiting() {
+        use std::sync::{Arc, Mutex};
+        use std::task::Wake;
+        struct Record(u64, Arc<Mutex<Vec<u64>>>);
+        impl Wake for Record {
+            fn wake(self: Arc<Self>) {
+                if let Ok(mut order) = self.1.lock() {
+                    order.push(self.0);
+                }
+            }
+        }
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let n = Notify::default();
+        let seen = n.generation();
+        for id in [7, 3, 9, 3] {
+            let waker = Waker::from(Arc::new(Record(id, Arc::clone(&order))));
+            let mut cx = Context::from_waker(&waker);
+            let mut fut = std::pin::pin!(n.changed(id, seen));
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+        }
+        n.notify();
+        assert_eq!(*order.lock().unwrap_or_else(|e| e.into_inner()), [7, 3, 9]);
+    }
 
     #[test]
     fn a_waiter_is_woken_by_the_next_notification_and_not_before() {

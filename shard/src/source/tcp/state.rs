@@ -129,12 +129,17 @@ impl State {
         moved
     }
 
-    /// Whether connections must stop reading.
-    pub fn backlogged(&self) -> bool {
+    /// Bytes appended to the own log and not yet emitted.
+    pub fn backlog_bytes(&self) -> usize {
         self.parts
             .iter()
             .find(|p| p.own)
-            .is_some_and(|p| p.backlog_bytes() >= BACKLOG_BYTES)
+            .map_or(0, PartitionLog::backlog_bytes)
+    }
+
+    /// Whether connections must stop reading.
+    pub fn backlogged(&self) -> bool {
+        self.backlog_bytes() >= BACKLOG_BYTES
     }
 
     /// Records a failed log: connections are told and closed, nothing more is acked.

@@ -18,7 +18,7 @@
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use super::state::Shared;
+use super::state::{Shared, State};
 
 /// The syncer's waiter id.
 const SYNCER_ID: u64 = 0;
@@ -34,6 +34,7 @@ pub(crate) async fn run(shared: Rc<Shared>) {
                 return;
             }
             let moved = st.settle();
+            publish_log_bytes(&shared, &st, &mut log_bytes);
             let mut jobs = Vec::new();
             let mut error = None;
             for (i, part) in st.parts.iter().enumerate() {
@@ -62,13 +63,25 @@ pub(crate) async fn run(shared: Rc<Shared>) {
             shared.work.changed(SYNCER_ID, seen).await;
             continue;
         }
-        let done = glommio::executor()
+        let asked = std::time::Instant::now();
+        let (done, ran) = glommio::executor()
             .spawn_blocking(move || {
-                jobs.into_iter()
+                let t = std::time::Instant::now();
+                let done = jobs
+                    .into_iter()
                     .map(|(i, job)| (i, job.run()))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                (done, t.elapsed())
             })
             .await;
+        let took = asked.elapsed();
+        if took > std::time::Duration::from_millis(5) {
+            tracing::debug!(
+                took_us = took.as_micros() as u64,
+                ran_us = ran.as_micros() as u64,
+                "slow sync"
+            );
+        }
         let mut st = shared.state.borrow_mut();
         let mut error = None;
         for (i, result) in done {
@@ -84,17 +97,20 @@ pub(crate) async fn run(shared: Rc<Shared>) {
             st.fail(why);
         }
         st.settle();
-        let bytes: u64 = st.parts.iter().map(|p| p.log.disk_bytes()).sum();
         drop(st);
         shared.progress.notify();
-        if bytes != log_bytes {
-            let gauge = &shared.counters.shards[shared.shard].log_bytes;
-            if bytes > log_bytes {
-                gauge.fetch_add(bytes - log_bytes, Ordering::Relaxed);
-            } else {
-                gauge.fetch_sub(log_bytes - bytes, Ordering::Relaxed);
-            }
-            log_bytes = bytes;
-        }
     }
+}
+
+/// Publishes the bytes of this source's logs in the shard's `log_bytes` gauge (shared by
+/// every TCP source of the shard, so it moves by differences).
+fn publish_log_bytes(shared: &Shared, st: &State, published: &mut u64) {
+    let bytes: u64 = st.parts.iter().map(|p| p.log.disk_bytes()).sum();
+    let gauge = &shared.counters.shards[shared.shard].log_bytes;
+    if bytes > *published {
+        gauge.fetch_add(bytes - *published, Ordering::Relaxed);
+    } else {
+        gauge.fetch_sub(*published - bytes, Ordering::Relaxed);
+    }
+    *published = bytes;
 }
