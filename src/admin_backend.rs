@@ -482,20 +482,19 @@ impl Backend for RuntimeBackend {
                 reason: "the engine is stopping; its final checkpoint is on its way".into(),
             });
         }
-        // The coordinator answers in sentences; a timeout and a coordinator that is gone
-        // are the cases an operator acts on differently.
         self.coordinator
             .checkpoint(timeout)
             .map(|info| checkpoint_info(&info))
-            .map_err(|reason| {
-                if reason.starts_with("no checkpoint completed within") {
+            .map_err(|e| match e {
+                weir_shard::checkpoint::CheckpointError::Timeout { waited_ms } => {
                     BackendError::Timeout {
                         shard: None,
-                        waited_ms: timeout.as_millis() as u64,
+                        waited_ms,
                     }
-                } else {
-                    BackendError::Unavailable { reason }
                 }
+                other => BackendError::Unavailable {
+                    reason: other.to_string(),
+                },
             })
     }
 

@@ -325,7 +325,7 @@ impl Runtime {
     pub fn checkpoint(
         &self,
         timeout: Duration,
-    ) -> std::result::Result<checkpoint::CheckpointInfo, String> {
+    ) -> std::result::Result<checkpoint::CheckpointInfo, checkpoint::CheckpointError> {
         self.coordinator.checkpoint(timeout)
     }
 

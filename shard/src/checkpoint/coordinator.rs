@@ -32,6 +32,24 @@ pub struct CheckpointInfo {
     pub max_pause: Duration,
 }
 
+/// Why an on-demand checkpoint did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The coordinator has ended (the engine is shutting down).
+    #[error("the checkpoint coordinator is not running")]
+    NotRunning,
+    /// No checkpoint completed in time.
+    #[error("no checkpoint completed within {waited_ms} ms")]
+    Timeout {
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
+    /// The checkpoint failed (a shard did not acknowledge, a write failed).
+    #[error("{0}")]
+    Failed(String),
+}
+
 enum Request {
     Checkpoint(Sender<Result<CheckpointInfo, String>>),
 }
@@ -51,13 +69,25 @@ impl std::fmt::Debug for Request {
 
 impl CoordinatorHandle {
     /// Takes a checkpoint now and waits for it to complete.
-    pub fn checkpoint(&self, timeout: Duration) -> Result<CheckpointInfo, String> {
+    pub fn checkpoint(&self, timeout: Duration) -> Result<CheckpointInfo, CheckpointError> {
         let (tx, rx) = bounded(1);
         self.requests
             .send_timeout(Request::Checkpoint(tx), timeout)
-            .map_err(|_| "the checkpoint coordinator is not running".to_owned())?;
-        rx.recv_timeout(timeout)
-            .map_err(|_| format!("no checkpoint completed within {} ms", timeout.as_millis()))?
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(_) => CheckpointError::Timeout {
+                    waited_ms: timeout.as_millis() as u64,
+                },
+                crossbeam_channel::SendTimeoutError::Disconnected(_) => CheckpointError::NotRunning,
+            })?;
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result.map_err(CheckpointError::Failed),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(CheckpointError::Timeout {
+                waited_ms: timeout.as_millis() as u64,
+            }),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                Err(CheckpointError::NotRunning)
+            }
+        }
     }
 
     /// The most recent completed checkpoints, newest last.

@@ -24,7 +24,9 @@
 mod coordinator;
 mod restore;
 
-pub use coordinator::{CheckpointInfo, Coordinator, CoordinatorHandle, exactly_once_files};
+pub use coordinator::{
+    CheckpointError, CheckpointInfo, Coordinator, CoordinatorHandle, exactly_once_files,
+};
 pub use restore::Restore;
 
 use rkyv::{Archive, Deserialize, Serialize};
