@@ -163,6 +163,11 @@ fn a_late_event_can_extend_a_fired_session_past_the_watermark() {
     assert_eq!(h.event("a", 4, 1.0), Verdict::OnTime);
     assert!(h.results().is_empty());
     h.watermark(9);
+    assert!(
+        h.results().is_empty(),
+        "a session fires only once the watermark passes its end"
+    );
+    h.watermark(10);
     assert_eq!(h.results(), vec![("a".into(), 0, 9, 2, 2.0, 1, false)]);
 }
 
@@ -170,13 +175,13 @@ fn a_late_event_can_extend_a_fired_session_past_the_watermark() {
 fn a_session_past_lateness_is_dropped_and_its_state_deleted() {
     let mut h = Harness::new(WindowKind::Session { gap_ms: 5 }, 10);
     h.event("a", 0, 1.0);
-    h.watermark(15);
+    h.watermark(16);
     assert_eq!(h.results().len(), 1);
     assert_eq!(h.op.stats().windows, 0);
-    // [0, 5) ends at 5 and 5 + 10 <= 15: past lateness.
+    // [0, 5) ends at 5 and 5 + 10 < 16: past lateness.
     assert_eq!(h.event("a", 0, 1.0), Verdict::Dropped);
-    assert_eq!(h.dropped(), vec![("a".into(), 0, 15)]);
-    // [2, 7) is within lateness (7 + 10 > 15): a new session, emitted at once as late.
+    assert_eq!(h.dropped(), vec![("a".into(), 0, 16)]);
+    // [2, 7) is within lateness (7 + 10 >= 16): a new session, emitted at once as late.
     assert_eq!(h.event("a", 2, 1.0), Verdict::Late);
     assert_eq!(h.results(), vec![("a".into(), 2, 7, 1, 1.0, 0, true)]);
 }

@@ -190,7 +190,7 @@ fn sessions(gap: i64, lateness: i64, delay: i64, events: &[Ev]) -> Outcome {
         let touching: Vec<usize> = (0..live.len())
             .filter(|&i| live[i].key == e.key && live[i].start <= end && start <= live[i].end)
             .collect();
-        if touching.is_empty() && wm != i64::MIN && end + lateness <= wm {
+        if touching.is_empty() && wm != i64::MIN && end + lateness < wm {
             out.dropped.push((e.key.clone(), e.ts, wm - e.ts));
         } else {
             let mut values = vec![e.value];
@@ -210,7 +210,7 @@ fn sessions(gap: i64, lateness: i64, delay: i64, events: &[Ev]) -> Outcome {
                 last_revision,
                 pending: true,
             };
-            if end <= wm {
+            if end < wm {
                 let revision = s.last_revision.map_or(0, |r| r + 1);
                 out.rows
                     .push(row(&s.key, start, end, &s.values, revision, true));
@@ -238,7 +238,7 @@ fn advance_sessions(
     }
     *wm = new;
     for s in live.iter_mut() {
-        if s.pending && s.end <= new {
+        if s.pending && s.end < new {
             let revision = s.last_revision.map_or(0, |r| r + 1);
             out.rows
                 .push(row(&s.key, s.start, s.end, &s.values, revision, false));
@@ -246,5 +246,5 @@ fn advance_sessions(
             s.pending = false;
         }
     }
-    live.retain(|s| s.end.saturating_add(lateness) > new);
+    live.retain(|s| s.end.saturating_add(lateness) >= new);
 }

@@ -10,6 +10,12 @@
 //! sessions are checked, and the key is registered again for its next time. Extending a
 //! session therefore costs no timer work.
 //!
+//! Completeness: an event at `ts = last + gap` still joins a session (the end is
+//! inclusive for joining), so a session is complete only when the watermark has passed
+//! its end: it fires when `watermark > end` (not `>=` as fixed windows do, whose end no
+//! event can reach), and its state is kept while `watermark <= end + lateness`.
+//! Otherwise an on-time event at exactly the watermark could re-open a fired session.
+//!
 //! Revisions: a merged session inherits the highest revision emitted by any of its parts;
 //! its next emission is that + 1 (or 0 if no part was emitted). A late event emits at once
 //! with `late: true`; a session that a late event pushes past the watermark is emitted when
@@ -92,7 +98,7 @@ impl SessionOperator {
         {
             hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_table::Entry::Vacant(v) => {
-                if wm != i64::MIN && end.saturating_add(lateness) <= wm {
+                if wm != i64::MIN && end.saturating_add(lateness) < wm {
                     out.late.push(LateEvent {
                         event: event.clone(),
                         late_by_ms: wm.saturating_sub(ts),
@@ -113,7 +119,7 @@ impl SessionOperator {
         while last < ks.sessions.len() && ks.sessions[last].start <= end {
             last += 1;
         }
-        if first == last && wm != i64::MIN && end.saturating_add(lateness) <= wm {
+        if first == last && wm != i64::MIN && end.saturating_add(lateness) < wm {
             out.late.push(LateEvent {
                 event: event.clone(),
                 late_by_ms: wm.saturating_sub(ts),
@@ -143,7 +149,7 @@ impl SessionOperator {
             emitted,
             dirty: true,
         };
-        let verdict = if end <= wm {
+        let verdict = if end < wm {
             // Behind the watermark but within lateness: emit at once.
             let revision = emitted.map_or(0, |r| r + 1);
             out.results.push(WindowResult::new(
@@ -162,9 +168,9 @@ impl SessionOperator {
             Verdict::OnTime
         };
         let due = if session.dirty {
-            end
+            end.saturating_add(1)
         } else {
-            end.saturating_add(lateness)
+            end.saturating_add(lateness).saturating_add(1)
         };
         ks.sessions.insert(first, session);
         if due < ks.timer {
@@ -205,7 +211,7 @@ impl SessionOperator {
         let mut next = i64::MAX;
         let before = ks.sessions.len();
         ks.sessions.retain_mut(|s| {
-            if s.dirty && s.end <= wm {
+            if s.dirty && s.end < wm {
                 let revision = s.emitted.map_or(0, |r| r + 1);
                 out.results.push(WindowResult::new(
                     key, s.start, s.end, &s.acc, &self.spec, revision, false,
@@ -214,10 +220,10 @@ impl SessionOperator {
                 s.dirty = false;
             }
             let expires = s.end.saturating_add(lateness);
-            if expires <= wm {
+            if expires < wm {
                 return false;
             }
-            next = next.min(if s.dirty { s.end } else { expires });
+            next = next.min(if s.dirty { s.end } else { expires }.saturating_add(1));
             true
         });
         self.nr_sessions -= before - ks.sessions.len();
@@ -269,9 +275,9 @@ impl SessionOperator {
                 dirty: e.dirty,
             };
             let due = if session.dirty {
-                session.end
+                session.end.saturating_add(1)
             } else {
-                session.end.saturating_add(self.lateness)
+                session.end.saturating_add(self.lateness).saturating_add(1)
             };
             let ks = match self
                 .keys
