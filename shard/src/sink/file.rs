@@ -38,34 +38,39 @@ impl FileSink {
     }
 }
 
+/// Appends `lines` to `file` (opening `path` for appending if it is not open yet) on
+/// glommio's blocking pool, then pauses `delay` (the testing aid of slow sinks).
+pub(crate) async fn append(
+    file: &mut Option<File>,
+    path: &std::path::Path,
+    lines: &[u8],
+    delay: Duration,
+) -> std::io::Result<()> {
+    let mut f = match file.take() {
+        Some(f) => f,
+        None => OpenOptions::new().create(true).append(true).open(path)?,
+    };
+    let buf = lines.to_vec();
+    let (f, result) = glommio::executor()
+        .spawn_blocking(move || {
+            let r = f.write_all(&buf);
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            (f, r)
+        })
+        .await;
+    *file = Some(f);
+    result
+}
+
 impl Sink for FileSink {
     fn describe(&self) -> String {
         format!("file {}", self.path.display())
     }
 
     fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>> {
-        Box::pin(async move {
-            let mut file = match self.file.take() {
-                Some(f) => f,
-                None => OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            };
-            let buf = lines.to_vec();
-            let delay = self.delay;
-            let (file, result) = glommio::executor()
-                .spawn_blocking(move || {
-                    let r = file.write_all(&buf);
-                    if !delay.is_zero() {
-                        std::thread::sleep(delay);
-                    }
-                    (file, r)
-                })
-                .await;
-            self.file = Some(file);
-            result
-        })
+        Box::pin(async move { append(&mut self.file, &self.path, lines, self.delay).await })
     }
 
     fn sync(&mut self) -> LocalFuture<'_, std::io::Result<()>> {

@@ -249,26 +249,8 @@ impl Sink for StagedFileSink {
 
     fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>> {
         Box::pin(async move {
-            let mut file = match self.file.take() {
-                Some(f) => f,
-                None => OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(pending_name(&self.dir, self.shard))?,
-            };
-            let buf = lines.to_vec();
-            let delay = self.delay;
-            let (file, result) = glommio::executor()
-                .spawn_blocking(move || {
-                    let r = file.write_all(&buf);
-                    if !delay.is_zero() {
-                        std::thread::sleep(delay);
-                    }
-                    (file, r)
-                })
-                .await;
-            self.file = Some(file);
-            result
+            let pending = pending_name(&self.dir, self.shard);
+            super::file::append(&mut self.file, &pending, lines, self.delay).await
         })
     }
 
