@@ -38,12 +38,4 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A task of the source could not be started on the shard's executor.
-    #[error("cannot start the {task} task: {reason}")]
-    Spawn {
-        /// Which task.
-        task: &'static str,
-        /// What glommio said.
-        reason: String,
-    },
 }

@@ -108,9 +108,6 @@ pub struct TcpSource {
     last_io: Instant,
 }
 
-/// The latency the source's task queue asks of the executor.
-const QUEUE_LATENCY: Duration = Duration::from_millis(1);
-
 /// Longest time [`Source::poll`] goes without letting the executor poll for I/O.
 ///
 /// glommio polls its rings when every task is blocked or when a task queue's preempt
@@ -219,27 +216,12 @@ impl TcpSource {
             c.counters,
             parts,
         ));
-        // The source's tasks get a task queue of their own: glommio shares the core
-        // between it and the shard loop's queue, and because its latency matters the
-        // executor preempts (and polls for I/O) at least every QUEUE_LATENCY while
-        // either side has work, so neither can starve the other. Connection tasks are
-        // spawned by the accept loop and so land in the same queue.
-        let queue = glommio::executor().create_task_queue(
-            glommio::Shares::default(),
-            glommio::Latency::Matters(QUEUE_LATENCY),
-            &format!("tcp-{}", c.pipeline),
-        );
-        let spawn_error = |task| {
-            move |e: glommio::GlommioError<()>| Error::Spawn {
-                task,
-                reason: e.to_string(),
-            }
-        };
-        let syncer = glommio::spawn_local_into(syncer::run(Rc::clone(&shared)), queue)
-            .map_err(spawn_error("sync"))?;
-        let listener =
-            glommio::spawn_local_into(listener::run(Rc::clone(&shared), listener), queue)
-                .map_err(spawn_error("accept"))?;
+        // The tasks share the shard loop's task queue. (A queue of their own with
+        // `Latency::Matters` would bound how long either side waits, but with glommio
+        // 0.9 it made the executor park now and then with no wakeup armed: a stalled
+        // shard. The sleep in `poll` and the yields of connection tasks do the job.)
+        let syncer = glommio::spawn_local(syncer::run(Rc::clone(&shared)));
+        let listener = glommio::spawn_local(listener::run(Rc::clone(&shared), listener));
         Ok(Self {
             shared,
             bind,
