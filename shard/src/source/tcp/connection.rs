@@ -369,9 +369,13 @@ impl Connection {
                 Wake::Read(Ok(n)) => {
                     let chunk = &buf[..n];
                     self.process_chunk(chunk);
-                    // One read at a time: the other connections (and the syncer) get
-                    // their turn before this one reads again.
-                    futures_lite::future::yield_now().await;
+                    // One read at a time: the other connections, the syncer and the
+                    // shard loop get their turn before this one reads again. A plain
+                    // yield would keep the task queue busy so that the executor never
+                    // polls for I/O (finished syncs, readable sockets, timers) until
+                    // its 100 ms preemption; a timer that is due at once lets it poll
+                    // as soon as every task has had its turn.
+                    glommio::timer::sleep(Duration::from_micros(1)).await;
                 }
                 Wake::Read(Err(e)) => return Err(e),
                 Wake::Progress => {}
