@@ -426,10 +426,16 @@ impl Plan {
                 .min(self.quota - sent)
                 .min(allowed)
                 .min(room);
-            if n == 0 {
-                let due = (sent + 1) as f64 / self.rate;
+            // Paced sending writes what is due about once a millisecond rather than a
+            // few events at a time: on loopback the sender pays the kernel's TCP cost of
+            // both ends, per write.
+            let step = ((self.rate / 1000.0) as u64)
+                .clamp(1, self.args.batch.max(1))
+                .min(self.quota - sent);
+            if n < step {
+                let due = (sent + step) as f64 / self.rate;
                 let wait = due - self.start.elapsed().as_secs_f64();
-                std::thread::sleep(Duration::from_secs_f64(wait.clamp(0.0002, 0.01)));
+                std::thread::sleep(Duration::from_secs_f64(wait.clamp(0.0001, 0.01)));
                 continue;
             }
             buf.clear();
