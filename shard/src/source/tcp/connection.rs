@@ -13,6 +13,8 @@
 //! The task waits for one of two things at a time: its socket being readable, or the
 //! source's progress signal (acknowledgements, backlog space, failure, close). While
 //! the backlog is full it does not read at all, so TCP flow control slows the client.
+//! After each read it lets every other task of the shard run before reading again, so
+//! connections share a busy shard read by read.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -310,7 +312,7 @@ impl Connection {
         let Some(rest) = self.first_line(stream, &mut buf).await? else {
             return Ok(self.ingest.close.take());
         };
-        self.process(&rest);
+        self.process_chunk(&rest);
         loop {
             let seen = self.shared.progress.generation();
             self.ingest.queue_ack(&mut self.sent_ack);
@@ -490,10 +492,6 @@ impl Connection {
     }
 
     /// Splits and handles bytes, then appends what they made.
-    fn process(&mut self, bytes: &[u8]) {
-        self.process_chunk(bytes);
-    }
-
     fn process_chunk(&mut self, chunk: &[u8]) {
         let now = now_ms();
         let shared = Rc::clone(&self.shared);
