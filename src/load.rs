@@ -344,6 +344,7 @@ impl Plan {
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut backoff = Duration::from_millis(20);
         let mut connected_once = false;
+        let mut last_error: Option<String> = None;
         let give_up = Duration::from_secs_f64(self.args.give_up_after.max(1.0));
         let failure = loop {
             let (broken, unacked, stalled) = {
@@ -359,7 +360,10 @@ impl Plan {
                 break Some(format!(
                     "no progress for {:.0} s ({}; {} acknowledged of {} sent)",
                     give_up.as_secs_f64(),
-                    broken.as_deref().unwrap_or("waiting for acknowledgements"),
+                    last_error
+                        .as_deref()
+                        .or(broken.as_deref())
+                        .unwrap_or("waiting for acknowledgements"),
                     acked,
                     next_seq - 1
                 ));
@@ -373,6 +377,7 @@ impl Plan {
                 }
                 match self.connect(&shared, next_seq) {
                     Ok(s) => {
+                        last_error = None;
                         if connected_once {
                             self.totals.reconnects.fetch_add(1, Ordering::Relaxed);
                         }
@@ -384,6 +389,7 @@ impl Plan {
                         if !connected_once && self.start.elapsed() > give_up {
                             break Some(e);
                         }
+                        last_error = Some(e);
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_millis(500));
                     }

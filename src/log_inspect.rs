@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Subcommand;
 
 /// `weir log` subcommands.
@@ -20,8 +19,9 @@ pub enum LogCommand {
 pub fn run(command: &LogCommand) -> anyhow::Result<()> {
     match command {
         LogCommand::Inspect { dir } => {
+            // The storage error names the file and the OS error already.
             let report = weir_storage::log::inspect(dir)
-                .with_context(|| format!("cannot inspect {}", dir.display()))?;
+                .map_err(|e| anyhow::anyhow!("cannot inspect {}: {e}", dir.display()))?;
             print!("{report}");
             Ok(())
         }
