@@ -230,7 +230,23 @@ impl PartitionLog {
     }
 
     /// Moves the position to `to` (a record boundary from a checkpoint).
+    ///
+    /// A position past the log's end (records a checkpoint covered were lost: possible
+    /// only with `fsync = "never"` and a power loss) resumes at the end; one before the
+    /// log's start (a fallback to an older checkpoint after a newer one truncated the
+    /// log) resumes at the start. Both are logged as errors: the engine goes on, but
+    /// exactly-once does not hold for what is missing.
     pub fn seek(&mut self, to: LogOffset) -> Result<(), SourceError> {
+        let (start, end) = (self.log.start_offset(), self.log.end_offset());
+        let to = if to > end {
+            tracing::error!(partition = self.id.0, position = %to, end = %end, "checkpoint position past the end of the log; resuming at its end");
+            end
+        } else if to < start {
+            tracing::error!(partition = self.id.0, position = %to, start = %start, "checkpoint position before the start of the log; resuming at its start");
+            start
+        } else {
+            to
+        };
         if let Some(Err(e)) = self.log.read_from(to).next() {
             return Err(SourceError(format!(
                 "tcp partition {}: cannot seek to {to}: {e}",
@@ -331,4 +347,115 @@ fn emit_record(
         n += 1;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_config::{EventFields, TimeField};
+    use weir_engine::{EventDecoder, SourceId};
+    use weir_storage::FsyncPolicy;
+
+    use super::*;
+    use crate::source::tcp::record::BatchWriter;
+
+    fn output() -> SourceOutput {
+        let fields = EventFields {
+            key: "key".into(),
+            time: TimeField::Field("ts".into()),
+            value: "value".into(),
+        };
+        SourceOutput::new(EventDecoder::new(&fields, true), SourceId(0))
+    }
+
+    fn batch(producer: &str, first_seq: u64, keys: &[&str]) -> Vec<u8> {
+        let mut w = BatchWriter::default();
+        w.begin(producer, first_seq, 1);
+        for k in keys {
+            w.event(k, 100, 1.0);
+        }
+        w.finish(Vec::new())
+    }
+
+    fn keys(out: &SourceOutput) -> Vec<String> {
+        out.events
+            .iter()
+            .map(|e| e.key.as_str().to_owned())
+            .collect()
+    }
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn records_are_emitted_once_durable_in_order_and_a_seek_replays_from_a_position() -> TestResult
+    {
+        let dir = tempfile::tempdir()?;
+        let options = LogOptions::new(1 << 20, FsyncPolicy::Group);
+        let mut p = PartitionLog::open(dir.path(), PartitionId(0), options, true)?;
+        let mut pool = Vec::new();
+        p.append(batch("p", 1, &["a", "b"]))?;
+        let mut out = output();
+        assert_eq!(p.emit(100, &mut out, &mut pool)?, 0, "nothing durable yet");
+        p.log.flush_now()?;
+        p.append(batch("p", 3, &["c"]))?;
+        assert_eq!(p.emit(100, &mut out, &mut pool)?, 2);
+        let after_first = p.position();
+        p.log.flush_now()?;
+        assert_eq!(p.emit(100, &mut out, &mut pool)?, 1);
+        assert_eq!(keys(&out), ["a", "b", "c"]);
+        let offsets: Vec<u64> = out.events.iter().map(|e| e.id.offset.0).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        assert!(p.drained());
+
+        let mut again = output();
+        p.seek(after_first)?;
+        assert_eq!(p.emit(100, &mut again, &mut pool)?, 1);
+        assert_eq!(keys(&again), ["c"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_reopened_log_resumes_at_the_last_commit_and_remembers_its_producers() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let options = LogOptions::new(1 << 20, FsyncPolicy::Group);
+        let committed = {
+            let mut p = PartitionLog::open(dir.path(), PartitionId(3), options, true)?;
+            let mut pool = Vec::new();
+            p.append(batch("p", 1, &["a"]))?;
+            p.append(batch("q", 7, &["b", "c"]))?;
+            p.log.flush_now()?;
+            let mut out = output();
+            p.emit(1, &mut out, &mut pool)?;
+            let at = p.position();
+            p.commit(at, 0)?;
+            p.log.flush_now()?;
+            p.after_durable()?;
+            p.append(batch("p", 2, &["d"]))?;
+            p.log.flush_now()?;
+            at
+        };
+        let mut p = PartitionLog::open(dir.path(), PartitionId(3), options, true)?;
+        assert_eq!(p.position(), committed);
+        assert_eq!(p.producers.get("p").map(|m| m.seq), Some(2));
+        assert_eq!(p.producers.get("q").map(|m| m.seq), Some(8));
+        let mut out = output();
+        p.emit(100, &mut out, &mut Vec::new())?;
+        assert_eq!(
+            keys(&out),
+            ["b", "c", "d"],
+            "what the commit covered is not replayed"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_seek_outside_the_log_resumes_at_its_nearest_end_instead_of_failing() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let options = LogOptions::new(1 << 20, FsyncPolicy::Never);
+        let mut p = PartitionLog::open(dir.path(), PartitionId(0), options, true)?;
+        p.append(batch("", 1, &["a"]))?;
+        let end = p.log.end_offset();
+        p.seek(LogOffset::new(end.get() + 4096))?;
+        assert_eq!(p.position(), end);
+        Ok(())
+    }
 }
