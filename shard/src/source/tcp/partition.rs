@@ -448,6 +448,36 @@ mod tests {
     }
 
     #[test]
+    fn producers_whose_batches_were_truncated_are_still_known_after_a_reopen() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let mut options = LogOptions::new(4096, FsyncPolicy::Group);
+        options.prepare_ahead = false;
+        {
+            let mut p = PartitionLog::open(dir.path(), PartitionId(0), options, true)?;
+            let long = "k".repeat(900);
+            for seq in 1..=12 {
+                p.append(batch("old", seq, &[long.as_str()]))?;
+            }
+            p.log.flush_now()?;
+            let mut out = output();
+            p.emit(100, &mut out, &mut Vec::new())?;
+            assert!(p.log.segment_count() > 2);
+            let at = p.position();
+            p.commit(at, 0)?;
+            p.log.flush_now()?;
+            p.after_durable()?;
+            assert_eq!(
+                p.log.segment_count(),
+                1,
+                "everything before the commit is gone"
+            );
+        }
+        let p = PartitionLog::open(dir.path(), PartitionId(0), options, true)?;
+        assert_eq!(p.producers.get("old").map(|m| m.seq), Some(12));
+        Ok(())
+    }
+
+    #[test]
     fn a_seek_outside_the_log_resumes_at_its_nearest_end_instead_of_failing() -> TestResult {
         let dir = tempfile::tempdir()?;
         let options = LogOptions::new(1 << 20, FsyncPolicy::Never);
