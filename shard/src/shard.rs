@@ -580,7 +580,7 @@ impl Shard {
                         }
                     }
                 }
-            } else {
+            } else if self.checkpoint.is_none() {
                 let now = now_ms();
                 for pl in &mut self.pipelines {
                     for s in &mut pl.partitions {
@@ -588,6 +588,10 @@ impl Shard {
                     }
                 }
             }
+            // A checkpoint's brief pause leaves the clocks alone: counting it as "held
+            // back" would restart every idle timer at each checkpoint, and with
+            // checkpoints more frequent than the idle timeout a quiet partition would
+            // never go idle.
             self.seal_old(self.stopping);
             if !self.stopping {
                 self.publish_watermarks();
