@@ -72,7 +72,6 @@ struct Shard {
     epoch: Instant,
     pipelines: Vec<ShardPipeline>,
     pool: Vec<Vec<Event>>,
-    local: Vec<Event>,
     stopping: bool,
     acks: Sender<ShardAck>,
     checkpoint: Option<InProgress>,
@@ -296,35 +295,18 @@ impl Shard {
             tracing::warn!(pipeline = %pl.spec.id, error = %e, "source poll failed; retrying");
         }
         let n = pl.source_out.events.len();
-        let mut local = std::mem::take(&mut self.local);
-        let mut full: Vec<usize> = Vec::new();
+        let own = self.id;
         {
             let pl = &mut self.pipelines[p];
-            let mut cached: Option<(weir_engine::PartitionId, usize)> = None;
-            for e in pl.source_out.events.drain(..) {
-                let part = e.id.partition;
-                let idx = match cached {
-                    Some((id, i)) if id == part => Some(i),
-                    _ => pl.partitions.iter().position(|s| s.id == part),
-                };
-                if let Some(i) = idx {
-                    cached = Some((part, i));
-                    pl.partitions[i].clock.observe(e.time.0, now);
-                }
-                let dest = pl.map.shard_of_hash(e.key.hash()) as usize;
-                if dest == self.id {
-                    local.push(e);
-                } else {
-                    let buf = &mut pl.outgoing[dest];
-                    if buf.is_empty() {
-                        pl.outgoing_since[dest] = now_ns;
-                    }
-                    buf.push(e);
-                    if buf.len() >= batch {
-                        full.push(dest);
-                    }
-                }
-            }
+            route(
+                &mut pl.source_out.events,
+                &mut pl.partitions,
+                &pl.map,
+                &mut pl.outgoing,
+                &mut pl.outgoing_since,
+                now,
+                now_ns,
+            );
             for part in pl.source_out.empty.drain(..) {
                 if let Some(s) = pl.partitions.iter_mut().find(|s| s.id == part) {
                     s.clock.polled_empty(now);
@@ -343,17 +325,19 @@ impl Shard {
                 pc.count_invalid(why.reason);
                 dead_letter_line(&mut pl.dead_letter.buf, &pl.spec.id, id, line, why);
             }
+            let local = std::mem::take(&mut pl.outgoing[own]);
             if !local.is_empty() {
                 pl.apply(&local, &self.counters.shards[self.id]);
                 let _ = pl.latency_us.record_n(0, local.len() as u64);
-                local.clear();
             }
+            let mut local = local;
+            local.clear();
+            pl.outgoing[own] = local;
         }
-        self.local = local;
-        full.sort_unstable();
-        full.dedup();
-        for dest in full {
-            self.seal(p, dest);
+        for dest in 0..self.nr_shards {
+            if dest != own && self.pipelines[p].outgoing[dest].len() >= batch {
+                self.seal(p, dest);
+            }
         }
         n
     }
@@ -702,7 +686,6 @@ pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) 
         epoch: setup.epoch,
         pipelines,
         pool: Vec::new(),
-        local: Vec::with_capacity(setup.config.processing.batch_size),
         stopping: false,
         acks: setup.acks,
         checkpoint: None,
@@ -725,6 +708,51 @@ pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) 
         .stopped
         .store(true, Ordering::Relaxed);
     result
+}
+
+/// Routes a polled batch: each event moves to the buffer of the shard that owns its key
+/// (`bufs[own]` is this shard's own), and each partition's clock observes the newest
+/// time it read.
+///
+/// The loop has no branch that depends on an event: with keys spread over shards the
+/// destination is a coin toss, and a mispredicted branch per event cost more than the
+/// copy itself. Buffers that are empty start their linger clock at `now_ns` up front.
+#[inline(never)]
+fn route(
+    events: &mut Vec<Event>,
+    partitions: &mut [crate::pipeline::PartitionState],
+    map: &weir_engine::KeyGroupMap,
+    bufs: &mut [Vec<Event>],
+    since: &mut [u64],
+    now_ms: u64,
+    now_ns: u64,
+) {
+    for (buf, since) in bufs.iter_mut().zip(since.iter_mut()) {
+        if buf.is_empty() {
+            *since = now_ns;
+        }
+    }
+    // Partitions come in runs (a source polls one partition at a time): keep the run's
+    // newest time in a register and hand it to the partition's clock when the run ends.
+    let mut run: Option<(PartitionId, Option<usize>)> = None;
+    let mut newest = i64::MIN;
+    let nr = bufs.len();
+    for e in events.drain(..) {
+        let part = e.id.partition;
+        if run.is_none_or(|(id, _)| id != part) {
+            if let Some((_, Some(i))) = run {
+                partitions[i].clock.observe(newest, now_ms);
+            }
+            run = Some((part, partitions.iter().position(|s| s.id == part)));
+            newest = i64::MIN;
+        }
+        newest = newest.max(e.time.0);
+        let dest = (map.shard_of_hash(e.key.hash()) as usize).min(nr - 1);
+        bufs[dest].push(e);
+    }
+    if let Some((_, Some(i))) = run {
+        partitions[i].clock.observe(newest, now_ms);
+    }
 }
 
 /// The pending-watermark value a pipeline starts with.
