@@ -6,9 +6,11 @@
 //! [`InvalidReason::label`] is the metric label and whose message goes to the dead-letter
 //! file. Nothing here panics on any input.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde_json::Value;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
 use weir_config::{EventFields, TimeField};
 
 use crate::event::{Event, EventId};
@@ -127,17 +129,46 @@ impl EventDecoder {
     }
 
     /// Decodes one JSON line; `now_ms` is the time of a processing-time pipeline.
+    ///
+    /// The line is parsed once, front to back, and only the configured fields are kept:
+    /// every other member is skipped (still checked to be JSON, though a number in it
+    /// may be too large for a double), and a key without
+    /// escapes is borrowed from the line, so a well-formed event costs no allocation
+    /// besides a long key's own. When a field occurs twice the last occurrence counts,
+    /// as in any JSON object model.
     pub fn decode_json(&self, line: &[u8], id: EventId, now_ms: i64) -> Result<Event, Invalid> {
-        let doc: Value = serde_json::from_slice(line)
-            .map_err(|e| Invalid::new(InvalidReason::NotJson, format!("not JSON: {e}")))?;
-        if !doc.is_object() {
-            return Err(Invalid::new(InvalidReason::NotObject, "not a JSON object"));
+        let text = std::str::from_utf8(line).map_err(|e| {
+            Invalid::new(
+                InvalidReason::NotJson,
+                format!("not JSON: invalid UTF-8 at byte {}", e.valid_up_to()),
+            )
+        })?;
+        if !text.trim_start().starts_with('{') {
+            // Not an object: say whether it is JSON at all.
+            return Err(match serde_json::from_str::<IgnoredAny>(text) {
+                Ok(_) => Invalid::new(InvalidReason::NotObject, "not a JSON object"),
+                Err(e) => Invalid::new(InvalidReason::NotJson, format!("not JSON: {e}")),
+            });
         }
-        let lookup = |p: &[String]| p.iter().try_fold(&doc, |v, k| v.get(k.as_str()));
-        let key = match lookup(&self.key) {
+        let mut found: [Option<Found<'_>>; 3] = [None, None, None];
+        let wanted = [
+            Some(self.key.as_slice()),
+            self.time.as_deref(),
+            self.value.as_deref(),
+        ];
+        let mut de = serde_json::Deserializer::from_str(text);
+        Pick {
+            wanted,
+            found: &mut found,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| Invalid::new(InvalidReason::NotJson, format!("not JSON: {e}")))?;
+        let [key, time, value] = found;
+        let key = match key {
             None => return Err(missing(InvalidReason::MissingKey, &self.key)),
-            Some(Value::String(s)) => key_of(s)?,
-            Some(Value::Number(n)) => Key::new(&n.to_string()),
+            Some(Found::Str(s)) => key_of(&s)?,
+            Some(Found::Num(n)) => Key::new(&n.to_string()),
             Some(other) => {
                 return Err(Invalid::new(
                     InvalidReason::BadKey,
@@ -147,9 +178,9 @@ impl EventDecoder {
         };
         let time = match &self.time {
             None => now_ms,
-            Some(p) => match lookup(p) {
+            Some(p) => match time {
                 None => return Err(missing(InvalidReason::MissingTime, p)),
-                Some(Value::Number(n)) => match n.as_i64() {
+                Some(Found::Num(n)) => match n.as_i64() {
                     Some(t) => check_time(t)?,
                     None => {
                         return Err(Invalid::new(
@@ -158,7 +189,7 @@ impl EventDecoder {
                         ));
                     }
                 },
-                Some(Value::String(s)) => parse_time_text(s)?,
+                Some(Found::Str(s)) => parse_time_text(&s)?,
                 Some(other) => {
                     return Err(Invalid::new(
                         InvalidReason::BadTime,
@@ -169,9 +200,9 @@ impl EventDecoder {
         };
         let value = match &self.value {
             None => 0.0,
-            Some(p) => match lookup(p) {
+            Some(p) => match value {
                 None => return Err(missing(InvalidReason::MissingValue, p)),
-                Some(Value::Number(n)) => check_value(n.as_f64().unwrap_or(f64::NAN))?,
+                Some(Found::Num(n)) => check_value(n.as_f64().unwrap_or(f64::NAN))?,
                 Some(other) => {
                     return Err(Invalid::new(
                         InvalidReason::BadValue,
@@ -278,6 +309,198 @@ pub fn parse_time_text(s: &str) -> Result<i64, Invalid> {
         .and_then(check_time)
 }
 
+/// A configured field's value as found in a line.
+#[derive(Debug, Clone)]
+enum Found<'a> {
+    Str(Cow<'a, str>),
+    Num(Number),
+    /// Anything else (`true`, `null`, an array or object), kept for the error message.
+    Other(Value),
+}
+
+impl fmt::Display for Found<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Found::Str(s) => write!(f, "{}", Value::String(s.to_string())),
+            Found::Num(n) => write!(f, "{n}"),
+            Found::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Found<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FoundVisitor)
+    }
+}
+
+struct FoundVisitor;
+
+impl<'de> Visitor<'de> for FoundVisitor {
+    type Value = Found<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Found::Other(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Found::Num(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Found::Num(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Number::from_f64(v).map_or(Found::Other(Value::Null), Found::Num))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Found::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Found::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Found::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Found::Other(Value::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+            .map(Found::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(Found::Other)
+    }
+}
+
+/// An object member's name, borrowed from the line unless it has escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Walks a JSON value and keeps the configured fields: `wanted[i]` is the rest of field
+/// `i`'s path below this value (`None`: not under it). Field paths follow object
+/// members only; under anything but an object they are absent.
+struct Pick<'p, 'r, 'de> {
+    wanted: [Option<&'p [String]>; 3],
+    found: &'r mut [Option<Found<'de>>; 3],
+}
+
+impl<'de> DeserializeSeed<'de> for Pick<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Pick<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            let mut here = [false; 3];
+            let mut below: [Option<&[String]>; 3] = [None; 3];
+            for i in 0..3 {
+                if let Some((first, rest)) = self.wanted[i].and_then(<[String]>::split_first) {
+                    if *first == name {
+                        // A later member of the same name replaces what an earlier one gave.
+                        self.found[i] = None;
+                        if rest.is_empty() {
+                            here[i] = true;
+                        } else {
+                            below[i] = Some(rest);
+                        }
+                    }
+                }
+            }
+            let any_here = here.contains(&true);
+            let any_below = below.iter().any(Option::is_some);
+            match (any_here, any_below) {
+                (false, false) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                (true, false) => {
+                    let value = map.next_value::<Found<'de>>()?;
+                    for i in (0..3).filter(|&i| here[i]) {
+                        self.found[i] = Some(value.clone());
+                    }
+                }
+                (false, true) => map.next_value_seed(Pick {
+                    wanted: below,
+                    found: &mut *self.found,
+                })?,
+                (true, true) => {
+                    // One field is this member and another lies inside it: keep it whole.
+                    let value = map.next_value::<Value>()?;
+                    for i in (0..3).filter(|&i| here[i] || below[i].is_some()) {
+                        let at = if here[i] {
+                            Some(&value)
+                        } else {
+                            below[i]
+                                .and_then(|p| p.iter().try_fold(&value, |v, k| v.get(k.as_str())))
+                        };
+                        self.found[i] = at.map(|v| match v {
+                            Value::String(s) => Found::Str(Cow::Owned(s.clone())),
+                            Value::Number(n) => Found::Num(n.clone()),
+                            other => Found::Other(other.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +577,199 @@ mod tests {
             reason(r#"{"user":{"id":"a"},"ts":1,"amount":"x"}"#),
             InvalidReason::BadValue
         );
+    }
+
+    /// The decoder as first written: the whole line into a `serde_json::Value`, then
+    /// lookups. Simple and slow; the reference the streaming decoder must agree with.
+    fn reference(d: &EventDecoder, line: &[u8]) -> Result<(String, i64, f64), Invalid> {
+        let doc: Value = serde_json::from_slice(line)
+            .map_err(|e| Invalid::new(InvalidReason::NotJson, format!("not JSON: {e}")))?;
+        if !doc.is_object() {
+            return Err(Invalid::new(InvalidReason::NotObject, "not a JSON object"));
+        }
+        let lookup = |p: &[String]| p.iter().try_fold(&doc, |v, k| v.get(k.as_str()));
+        let key = match lookup(&d.key) {
+            None => return Err(missing(InvalidReason::MissingKey, &d.key)),
+            Some(Value::String(s)) => key_of(s)?,
+            Some(Value::Number(n)) => Key::new(&n.to_string()),
+            Some(other) => {
+                return Err(Invalid::new(
+                    InvalidReason::BadKey,
+                    format!("key must be a string or number, got {other}"),
+                ));
+            }
+        };
+        let time = match &d.time {
+            None => 0,
+            Some(p) => match lookup(p) {
+                None => return Err(missing(InvalidReason::MissingTime, p)),
+                Some(Value::Number(n)) => match n.as_i64() {
+                    Some(t) => check_time(t)?,
+                    None => {
+                        return Err(Invalid::new(
+                            InvalidReason::BadTime,
+                            format!("time must be integer milliseconds, got {n}"),
+                        ));
+                    }
+                },
+                Some(Value::String(s)) => parse_time_text(s)?,
+                Some(other) => {
+                    return Err(Invalid::new(
+                        InvalidReason::BadTime,
+                        format!("time must be integer ms or an RFC 3339 string, got {other}"),
+                    ));
+                }
+            },
+        };
+        let value = match &d.value {
+            None => 0.0,
+            Some(p) => match lookup(p) {
+                None => return Err(missing(InvalidReason::MissingValue, p)),
+                Some(Value::Number(n)) => check_value(n.as_f64().unwrap_or(f64::NAN))?,
+                Some(other) => {
+                    return Err(Invalid::new(
+                        InvalidReason::BadValue,
+                        format!("value must be a number, got {other}"),
+                    ));
+                }
+            },
+        };
+        Ok((key.as_str().to_owned(), time, value))
+    }
+
+    fn json_value(depth: u32) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u64..3000).prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap_or_default()),
+            Just("1e400".to_owned()),
+            Just("-0".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+            Just(r#""2023-11-14T22:13:20.5Z""#.to_owned()),
+            "[a-z\\\"\u{e9}\u{1F600} ]{0,6}"
+                .prop_map(|t| { serde_json::to_string(&t).unwrap_or_default() }),
+            Just(r#""k\u0041\n""#.to_owned()),
+        ];
+        leaf.prop_recursive(depth, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((member_name(), inner), 0..4).prop_map(|m| {
+                    let parts: Vec<String> =
+                        m.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    format!("{{{}}}", parts.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn member_name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(r#""user""#.to_owned()),
+            Just(r#""id""#.to_owned()),
+            Just(r#""ts""#.to_owned()),
+            Just(r#""amount""#.to_owned()),
+            Just(r#""u\u0073er""#.to_owned()),
+            Just(r#""other""#.to_owned()),
+        ]
+    }
+
+    fn json_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let object =
+            proptest::collection::vec((member_name(), json_value(3)), 0..6).prop_map(|m| {
+                let parts: Vec<String> = m.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                format!(" {{{}}} ", parts.join(","))
+            });
+        let line = prop_oneof![4 => object, 1 => json_value(2)].prop_map(String::into_bytes);
+        // Sometimes damage it: cut it short, or put a random byte somewhere.
+        (line, any::<u8>(), 0usize..200, any::<u8>()).prop_map(|(mut l, how, at, byte)| {
+            match how % 8 {
+                0 => l.truncate(at % (l.len() + 1)),
+                1 => l.insert(at % (l.len() + 1), byte),
+                _ => {}
+            }
+            l
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn streaming_decoder_agrees_with_the_value_reference(
+            line in json_line(),
+            needs_value in proptest::bool::ANY,
+            nested in proptest::bool::ANY,
+        ) {
+            let d = EventDecoder::new(
+                &EventFields {
+                    key: if nested { "user.id".into() } else { "user".into() },
+                    time: TimeField::Field("ts".into()),
+                    value: "amount".into(),
+                },
+                needs_value,
+            );
+            let got = d
+                .decode_json(&line, EventId::default(), 0)
+                .map(|e| (e.key.as_str().to_owned(), e.time.0, e.value));
+            match (got, reference(&d, &line)) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                // Skipped members are checked for JSON grammar, not for a number's range.
+                (_, Err(b)) if b.message.contains("number out of range") => {}
+                (Err(a), Err(b)) if a.reason == InvalidReason::NotJson => {
+                    proptest::prop_assert_eq!(a.reason, b.reason)
+                }
+                (a, b) => proptest::prop_assert_eq!(a, b.map_err(|e| e)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_member_that_is_both_a_field_and_the_parent_of_one_is_read_whole() -> Result<(), Invalid> {
+        let d = EventDecoder::new(
+            &EventFields {
+                key: "a.b".into(),
+                time: TimeField::Field("a".into()),
+                value: "v".into(),
+            },
+            true,
+        );
+        let line = br#"{"a":{"b":"k"},"v":1}"#;
+        let e = d.decode_json(line, EventId::default(), 0);
+        assert_eq!(
+            e.map(|e| e.key.as_str().to_owned()),
+            reference(&d, line).map(|r| r.0)
+        );
+        let d = EventDecoder::new(
+            &EventFields {
+                key: "a".into(),
+                time: TimeField::Field("a.t".into()),
+                value: "v".into(),
+            },
+            true,
+        );
+        assert_eq!(
+            d.decode_json(br#"{"a":{"t":5},"v":1}"#, EventId::default(), 0)
+                .map_err(|e| e.reason),
+            Err(InvalidReason::BadKey)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_last_of_duplicate_members_counts() -> Result<(), Invalid> {
+        let line =
+            br#"{"user":{"id":"a"},"ts":1,"amount":1,"user":{"x":1},"user":{"id":"b"},"ts":2}"#;
+        let e = decoder(true).decode_json(line, EventId::default(), 0)?;
+        assert_eq!((e.key.as_str(), e.time.0), ("b", 2));
+        let line = br#"{"user":{"id":"a"},"ts":1,"amount":1,"user":5}"#;
+        assert_eq!(
+            reason(std::str::from_utf8(line).unwrap_or_default()),
+            InvalidReason::MissingKey
+        );
+        Ok(())
     }
 
     #[test]
