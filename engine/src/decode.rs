@@ -721,7 +721,7 @@ mod tests {
                 (Err(a), Err(b)) if a.reason == InvalidReason::NotJson => {
                     proptest::prop_assert_eq!(a.reason, b.reason)
                 }
-                (a, b) => proptest::prop_assert_eq!(a, b.map_err(|e| e)),
+                (a, b) => proptest::prop_assert_eq!(a, b),
             }
         }
     }
