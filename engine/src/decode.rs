@@ -164,6 +164,17 @@ impl EventDecoder {
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| Invalid::new(InvalidReason::NotJson, format!("not JSON: {e}")))?;
+        self.event_of(found, id, now_ms)
+    }
+
+    /// Makes the event from the configured fields as found in a line (key, time, value),
+    /// or says what is wrong with them.
+    fn event_of(
+        &self,
+        found: [Option<Found<'_>>; 3],
+        id: EventId,
+        now_ms: i64,
+    ) -> Result<Event, Invalid> {
         let [key, time, value] = found;
         let key = match key {
             None => return Err(missing(InvalidReason::MissingKey, &self.key)),
@@ -316,6 +327,17 @@ enum Found<'a> {
     Num(Number),
     /// Anything else (`true`, `null`, an array or object), kept for the error message.
     Other(Value),
+}
+
+impl Found<'_> {
+    /// The field as a JSON value model holds it.
+    fn of(v: &Value) -> Self {
+        match v {
+            Value::String(s) => Found::Str(Cow::Owned(s.clone())),
+            Value::Number(n) => Found::Num(n.clone()),
+            other => Found::Other(other.clone()),
+        }
+    }
 }
 
 impl fmt::Display for Found<'_> {
@@ -488,11 +510,7 @@ impl<'de> Visitor<'de> for Pick<'_, '_, 'de> {
                             below[i]
                                 .and_then(|p| p.iter().try_fold(&value, |v, k| v.get(k.as_str())))
                         };
-                        self.found[i] = at.map(|v| match v {
-                            Value::String(s) => Found::Str(Cow::Owned(s.clone())),
-                            Value::Number(n) => Found::Num(n.clone()),
-                            other => Found::Other(other.clone()),
-                        });
+                        self.found[i] = at.map(Found::of);
                     }
                 }
             }
@@ -580,61 +598,25 @@ mod tests {
     }
 
     /// The decoder as first written: the whole line into a `serde_json::Value`, then
-    /// lookups. Simple and slow; the reference the streaming decoder must agree with.
+    /// lookups. Simple and slow; the reference that the streaming walk must agree with
+    /// (both then read the fields they found the same way).
     fn reference(d: &EventDecoder, line: &[u8]) -> Result<(String, i64, f64), Invalid> {
         let doc: Value = serde_json::from_slice(line)
             .map_err(|e| Invalid::new(InvalidReason::NotJson, format!("not JSON: {e}")))?;
         if !doc.is_object() {
             return Err(Invalid::new(InvalidReason::NotObject, "not a JSON object"));
         }
-        let lookup = |p: &[String]| p.iter().try_fold(&doc, |v, k| v.get(k.as_str()));
-        let key = match lookup(&d.key) {
-            None => return Err(missing(InvalidReason::MissingKey, &d.key)),
-            Some(Value::String(s)) => key_of(s)?,
-            Some(Value::Number(n)) => Key::new(&n.to_string()),
-            Some(other) => {
-                return Err(Invalid::new(
-                    InvalidReason::BadKey,
-                    format!("key must be a string or number, got {other}"),
-                ));
-            }
+        let lookup = |p: Option<&[String]>| {
+            p.and_then(|p| p.iter().try_fold(&doc, |v, k| v.get(k.as_str())))
+                .map(Found::of)
         };
-        let time = match &d.time {
-            None => 0,
-            Some(p) => match lookup(p) {
-                None => return Err(missing(InvalidReason::MissingTime, p)),
-                Some(Value::Number(n)) => match n.as_i64() {
-                    Some(t) => check_time(t)?,
-                    None => {
-                        return Err(Invalid::new(
-                            InvalidReason::BadTime,
-                            format!("time must be integer milliseconds, got {n}"),
-                        ));
-                    }
-                },
-                Some(Value::String(s)) => parse_time_text(s)?,
-                Some(other) => {
-                    return Err(Invalid::new(
-                        InvalidReason::BadTime,
-                        format!("time must be integer ms or an RFC 3339 string, got {other}"),
-                    ));
-                }
-            },
-        };
-        let value = match &d.value {
-            None => 0.0,
-            Some(p) => match lookup(p) {
-                None => return Err(missing(InvalidReason::MissingValue, p)),
-                Some(Value::Number(n)) => check_value(n.as_f64().unwrap_or(f64::NAN))?,
-                Some(other) => {
-                    return Err(Invalid::new(
-                        InvalidReason::BadValue,
-                        format!("value must be a number, got {other}"),
-                    ));
-                }
-            },
-        };
-        Ok((key.as_str().to_owned(), time, value))
+        let found = [
+            lookup(Some(&d.key)),
+            lookup(d.time.as_deref()),
+            lookup(d.value.as_deref()),
+        ];
+        let e = d.event_of(found, EventId::default(), 0)?;
+        Ok((e.key.as_str().to_owned(), e.time.0, e.value))
     }
 
     fn json_value(depth: u32) -> impl proptest::strategy::Strategy<Value = String> {
