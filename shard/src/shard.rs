@@ -325,13 +325,13 @@ impl Shard {
                 pc.count_invalid(why.reason);
                 dead_letter_line(&mut pl.dead_letter.buf, &pl.spec.id, id, line, why);
             }
-            let local = std::mem::take(&mut pl.outgoing[own]);
+            // This shard's own share goes straight to its operator.
+            let mut local = std::mem::take(&mut pl.outgoing[own]);
             if !local.is_empty() {
                 pl.apply(&local, &self.counters.shards[self.id]);
                 let _ = pl.latency_us.record_n(0, local.len() as u64);
+                local.clear();
             }
-            let mut local = local;
-            local.clear();
             pl.outgoing[own] = local;
         }
         for dest in 0..self.nr_shards {
@@ -747,6 +747,7 @@ fn route(
             newest = i64::MIN;
         }
         newest = newest.max(e.time.0);
+        // `min` keeps the index in bounds without a branch (shards own every group).
         let dest = (map.shard_of_hash(e.key.hash()) as usize).min(nr - 1);
         bufs[dest].push(e);
     }
