@@ -145,6 +145,10 @@ pub enum Error {
         base: LogOffset,
     },
 
+    /// The background thread taking truncated segments off the disk panicked.
+    #[error("the thread retiring truncated log segments panicked")]
+    RetireThread,
+
     /// An fsync policy string other than `never`, `group` or `always`.
     #[error("unknown fsync policy {value:?}: expected \"never\", \"group\" or \"always\"")]
     FsyncPolicy {

@@ -65,6 +65,7 @@ mod options;
 mod prepare;
 mod reader;
 mod recovery;
+mod retire;
 mod segment;
 mod sync;
 mod writer;

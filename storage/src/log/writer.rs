@@ -10,6 +10,7 @@ use super::offset::LogOffset;
 use super::options::LogOptions;
 use super::prepare::Prepared;
 use super::recovery::{self, RecoveryReport};
+use super::retire::{self, Leaving, Retiring};
 use super::segment::Segment;
 use super::sync::Poison;
 use crate::error::{Error, Result};
@@ -40,6 +41,8 @@ pub struct Log {
     prepared: Option<Prepared>,
     /// Segments retired by `truncate_before`, kept to be recycled.
     spares: Vec<Segment>,
+    /// Truncated segments being taken off the disk on a helper thread.
+    retiring: Option<Retiring>,
     _lock: DirLock,
 }
 
@@ -71,6 +74,7 @@ impl Log {
             poison: Arc::new(Poison::default()),
             prepared: None,
             spares: Vec::new(),
+            retiring: None,
             _lock: lock,
         };
         log.prepare_next();
@@ -152,10 +156,12 @@ impl Log {
     /// (segments are allocated at full size).
     #[must_use]
     pub fn disk_bytes(&self) -> u64 {
+        let retiring = self.retiring.as_ref().map_or(0, Retiring::disk_bytes);
         self.segments()
             .chain(&self.spares)
             .map(|s| s.len() as u64)
-            .sum()
+            .sum::<u64>()
+            + retiring
     }
 
     /// Removes every segment that lies wholly below `offset` from the log and
@@ -164,34 +170,82 @@ impl Log {
     ///
     /// Up to `recycle_segments` removed segments are renamed and kept for
     /// recycling; the others are deleted. Unless the policy is `never`, the
-    /// folder is synced. Deleting large files takes milliseconds: with
-    /// recycling on and one or two segments per call, this is only renames.
+    /// folder is synced. Deleting large files takes milliseconds, and syncing
+    /// the folder waits for the device: a shard's event loop should call
+    /// [`truncate_before_in_background`](Log::truncate_before_in_background).
     pub fn truncate_before(&mut self, offset: LogOffset) -> Result<usize> {
         self.check_poison()?;
-        let mut deleted = 0;
-        while self
-            .sealed
-            .front()
-            .is_some_and(|oldest| oldest.end() <= offset)
-        {
-            let Some(oldest) = self.sealed.pop_front() else {
-                break;
-            };
-            deleted += 1;
-            if self.spares.len() < self.options.recycle_segments
-                && oldest.len() as u64 == self.options.segment_bytes
-            {
-                self.spares.push(oldest.retire()?);
-            } else {
-                let path = oldest.path().to_path_buf();
-                drop(oldest);
-                std::fs::remove_file(&path).map_err(Error::io("delete", &path))?;
+        self.reap_retiring(true)?;
+        let leaving = self.take_below(offset);
+        let removed = leaving.len();
+        let (spares, result) = retire::retire(&self.dir, leaving, self.options.fsync.syncs());
+        self.spares.extend(spares);
+        result.map(|()| removed)
+    }
+
+    /// Like [`truncate_before`](Log::truncate_before), but the segments'
+    /// files are renamed or deleted, and the folder synced, on a helper
+    /// thread: the log drops the segments at once (its start offset moves and
+    /// reads below it fail), and their files go shortly after. A file that
+    /// cannot be removed is logged and left behind; it lies before the log's
+    /// start, and the next [`open`](Log::open) finds it as part of the log.
+    ///
+    /// Only one such thread runs at a time: if the previous one is still
+    /// busy, this waits for it.
+    pub fn truncate_before_in_background(&mut self, offset: LogOffset) -> Result<usize> {
+        self.check_poison()?;
+        self.reap_retiring(true)?;
+        let leaving = self.take_below(offset);
+        let removed = leaving.len();
+        if removed == 0 {
+            return Ok(0);
+        }
+        let sync = self.options.fsync.syncs();
+        match Retiring::spawn(self.dir.clone(), leaving, sync) {
+            Ok(retiring) => self.retiring = Some(retiring),
+            Err(leaving) => {
+                let (spares, result) = retire::retire(&self.dir, leaving, sync);
+                self.spares.extend(spares);
+                result?;
             }
         }
-        if deleted > 0 && self.options.fsync.syncs() {
-            sync_dir(&self.dir)?;
+        Ok(removed)
+    }
+
+    /// Takes the sealed segments wholly below `offset` out of the log, marking
+    /// which to keep as spares.
+    fn take_below(&mut self, offset: LogOffset) -> Vec<Leaving> {
+        let mut leaving = Vec::new();
+        let mut spares = self.spares.len();
+        while let Some(oldest) = self.sealed.pop_front() {
+            if oldest.end() > offset {
+                self.sealed.push_front(oldest);
+                break;
+            }
+            let keep = spares < self.options.recycle_segments
+                && oldest.len() as u64 == self.options.segment_bytes;
+            spares += usize::from(keep);
+            leaving.push(Leaving {
+                segment: oldest,
+                keep,
+            });
         }
-        Ok(deleted)
+        leaving
+    }
+
+    /// Collects the spares of a finished background truncation; with `block`,
+    /// waits for one still running.
+    fn reap_retiring(&mut self, block: bool) -> Result<()> {
+        if self
+            .retiring
+            .as_ref()
+            .is_some_and(|r| block || r.is_finished())
+        {
+            if let Some(retiring) = self.retiring.take() {
+                self.spares.extend(retiring.wait()?);
+            }
+        }
+        Ok(())
     }
 
     /// Segments in offset order, the active one last.
@@ -242,6 +296,7 @@ impl Log {
                     drop(stale.wait());
                 }
                 let sync = self.options.fsync.syncs();
+                self.reap_retiring(false)?;
                 match self.spares.pop() {
                     Some(spare) => spare.recycle(&self.dir, base, sync)?,
                     None => Segment::create(&self.dir, base, self.options.segment_bytes, sync)?,
@@ -259,6 +314,9 @@ impl Log {
     fn prepare_next(&mut self) {
         if !self.options.prepare_ahead || self.prepared.is_some() {
             return;
+        }
+        if let Err(e) = self.reap_retiring(false) {
+            tracing::warn!(error = %e, "collecting retired segments failed");
         }
         match Prepared::spawn(
             self.dir.clone(),
@@ -283,6 +341,11 @@ impl Drop for Log {
         if let Some(prepared) = self.prepared.take() {
             if let Err(e) = prepared.wait() {
                 tracing::debug!(error = %e, "preparing the next segment failed at close");
+            }
+        }
+        if let Some(retiring) = self.retiring.take() {
+            if let Err(e) = retiring.wait() {
+                tracing::debug!(error = %e, "retiring truncated segments failed at close");
             }
         }
     }

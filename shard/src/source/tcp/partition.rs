@@ -293,7 +293,7 @@ impl PartitionLog {
         if let Some((before, marker)) = self.pending_truncate {
             if self.log.is_durable(marker) {
                 self.pending_truncate = None;
-                let removed = self.log.truncate_before(before)?;
+                let removed = self.log.truncate_before_in_background(before)?;
                 if removed > 0 {
                     tracing::debug!(partition = self.id.0, removed, "truncated TCP source log");
                 }
