@@ -51,8 +51,11 @@ pub fn render(c: &Config) -> String {
     };
     let _ = writeln!(
         s,
-        "storage: segments of {} bytes, fsync {}, checkpoints {checkpoints}, keep {}",
-        c.storage.segment_bytes, c.storage.fsync, c.storage.retain_checkpoints
+        "storage: segments of {} bytes ({} spare per TCP log), fsync {}, checkpoints {checkpoints}, keep {}",
+        c.storage.segment_bytes,
+        c.storage.spare_segments,
+        c.storage.fsync,
+        c.storage.retain_checkpoints
     );
     for p in &c.pipelines {
         let _ = writeln!(s, "pipeline {}:", p.id);

@@ -120,6 +120,8 @@ pub struct Storage {
     pub fsync: Fsync,
     /// Complete checkpoints kept.
     pub retain_checkpoints: usize,
+    /// Spare segments each TCP-source append log keeps ready for reuse.
+    pub spare_segments: usize,
 }
 
 /// `[admin]`.

@@ -135,6 +135,8 @@ pub(crate) struct RawStorage {
     pub fsync: String,
     #[serde(default = "default_retain_checkpoints")]
     pub retain_checkpoints: i64,
+    #[serde(default = "default_spare_segments")]
+    pub spare_segments: i64,
 }
 
 impl Default for RawStorage {
@@ -143,6 +145,7 @@ impl Default for RawStorage {
             segment_bytes: default_segment_bytes(),
             fsync: default_fsync(),
             retain_checkpoints: default_retain_checkpoints(),
+            spare_segments: default_spare_segments(),
         }
     }
 }
@@ -155,6 +158,9 @@ fn default_fsync() -> String {
 }
 fn default_retain_checkpoints() -> i64 {
     3
+}
+fn default_spare_segments() -> i64 {
+    4
 }
 
 #[derive(Debug, Deserialize)]

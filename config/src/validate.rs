@@ -212,6 +212,11 @@ fn storage(raw: &RawStorage) -> Checked<Storage> {
         fsync,
         retain_checkpoints: positive("storage.retain_checkpoints", raw.retain_checkpoints)?
             as usize,
+        spare_segments: usize::try_from(non_negative(
+            "storage.spare_segments",
+            raw.spare_segments,
+        )?)
+        .map_err(|_| Problem::new("storage.spare_segments", "is too large"))?,
     })
 }
 

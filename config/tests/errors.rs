@@ -23,6 +23,7 @@ fn a_minimal_config_gets_every_default() -> weir_config::Result<()> {
     assert_eq!(c.processing.key_groups, 4096);
     assert_eq!(c.watermarks.delay_ms, 2000);
     assert_eq!(c.storage.fsync, weir_config::Fsync::Group);
+    assert_eq!(c.storage.spare_segments, 4);
     assert_eq!(
         c.pipelines[0].aggregates,
         vec![weir_config::Aggregate::Count]
@@ -136,6 +137,11 @@ fn bad_values_are_explained() {
             "[[pipelines]]",
             "[storage]\nfsync = \"sometimes\"\n[[pipelines]]",
             "storage.fsync: must be",
+        ),
+        (
+            "[[pipelines]]",
+            "[storage]\nspare_segments = -1\n[[pipelines]]",
+            "storage.spare_segments: must be >= 0 (got -1)",
         ),
         (
             "[[pipelines]]",

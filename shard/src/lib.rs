@@ -30,6 +30,7 @@ pub mod placement;
 mod shard;
 pub mod sink;
 pub mod source;
+mod start;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -198,6 +199,7 @@ impl Runtime {
 
         let mut controls = Vec::with_capacity(nr_shards);
         let mut handles = Vec::with_capacity(nr_shards);
+        let start_gate = Arc::new(start::StartGate::new(nr_shards));
         let cores = config.runtime.cores.clone();
         for (shard, (outboxes, inboxes)) in senders.into_iter().zip(receivers).enumerate() {
             let (ctl_tx, ctl_rx) = bounded(64);
@@ -212,23 +214,40 @@ impl Runtime {
                 stop: Arc::clone(&stop),
                 epoch,
                 acks: ack_tx.clone(),
+                start: Arc::clone(&start_gate),
             };
             let files = files.clone();
             let restore = Arc::clone(&restore);
             let extensions = Arc::clone(&extensions);
             let generator_start = generator_start.clone();
-            let placement = placement::placement(cores.as_deref(), shard)?;
+            let placement =
+                placement::placement(cores.as_deref(), shard).inspect_err(|_| start_gate.open())?;
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("weir-shard-{shard}"))
                 .io_memory(placement::IO_MEMORY_BYTES)
                 .spawn(move || async move {
-                    let pipelines =
-                        build_pipelines(&setup, &files, &generator_start, &restore, &extensions)?;
+                    let start = Arc::clone(&setup.start);
+                    let arrival = start.arrival();
+                    let built =
+                        build_pipelines(&setup, &files, &generator_start, &restore, &extensions);
+                    arrival.wait();
+                    let mut pipelines = built?;
+                    for pl in &mut pipelines {
+                        if let Some(source) = pl.source.as_mut() {
+                            source.start().map_err(|e| Error::Source {
+                                pipeline: pl.spec.id.clone(),
+                                reason: e.0,
+                            })?;
+                        }
+                    }
                     run_shard(setup, pipelines).await
                 })
-                .map_err(|e| Error::Executor {
-                    shard,
-                    reason: e.to_string(),
+                .map_err(|e| {
+                    start_gate.open();
+                    Error::Executor {
+                        shard,
+                        reason: e.to_string(),
+                    }
                 })?;
             handles.push(handle);
         }

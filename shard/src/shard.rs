@@ -41,6 +41,8 @@ pub(crate) struct ShardSetup {
     pub stop: Arc<AtomicBool>,
     pub epoch: Instant,
     pub acks: Sender<ShardAck>,
+    /// Passed once every shard has built its pipelines; sources start after it.
+    pub start: Arc<crate::start::StartGate>,
 }
 
 /// A checkpoint this shard has started and not yet snapshotted.

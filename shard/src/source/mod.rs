@@ -38,6 +38,15 @@ pub trait Source {
     /// A one-line description (`file data/in/a.jsonl`, `generator seed=42`).
     fn describe(&self) -> String;
 
+    /// Called once on the shard's executor after every shard has built its sources
+    /// and before the first [`Source::poll`]: a source that takes connections binds
+    /// its listener here, so that no shard accepts while another is still opening
+    /// (clients that connect early would all land on the shards ready first). The
+    /// default does nothing.
+    fn start(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// The partitions this instance reads.
     fn partitions(&self) -> Vec<PartitionId>;
 

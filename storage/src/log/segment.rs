@@ -12,7 +12,8 @@
 //! `.tmp` file that the next open deletes, never a half-made segment.
 //!
 //! Segments are recycled: one that `truncate_before` retires is renamed to a
-//! spare name (`spare-<base>.seg.tmp`) and kept mapped, and the next segment is
+//! spare name (`spare-<base>.seg.tmp`) and kept mapped (a log opened with
+//! `preallocate_spares` also makes spares up front, `spare-new-<n>.seg.tmp`), and the next segment is
 //! made from it by renaming it to the new temporary name, zeroing it through
 //! the mapping and renaming it into place. Its pages are already in the page
 //! cache and mapped, so neither the kernel's page allocation and zeroing nor
@@ -66,30 +67,28 @@ impl Segment {
     pub(crate) fn create(dir: &Path, base: LogOffset, len: u64, sync: bool) -> Result<Segment> {
         let path = dir.join(Segment::file_name(base));
         let tmp = path.with_extension(format!("{SEGMENT_EXT}.{TMP_EXT}"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(Error::io("create", &tmp))?;
-        allocate(&file, len).map_err(Error::io("allocate", &tmp))?;
-        file.write_all_at(&SEGMENT_HEADER, 0)
-            .map_err(Error::io("write", &tmp))?;
-        if sync {
-            file.sync_all().map_err(Error::io("fsync", &tmp))?;
-        }
+        let file = allocated_file(&tmp, len, sync)?;
         std::fs::rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
         if sync {
             sync_dir(dir)?;
         }
-        let len = usize::try_from(len).map_err(|_| Error::SegmentLength {
-            path: path.clone(),
-            len,
-        })?;
-        let mut map = Mapping::map(&file, len, true).map_err(Error::io("mmap", &path))?;
-        map.prefault_writable(0);
+        let map = prefaulted_map(&file, &path, len)?;
         Ok(Segment { base, path, map })
+    }
+
+    /// Makes, maps and pre-faults a spare of `len` bytes: a segment file that
+    /// is not part of the log (`spare-new-<n>.seg.tmp`, which recovery
+    /// deletes), to be [recycled](Segment::recycle) into one. With `sync` its
+    /// allocation is durable before it is used.
+    pub(crate) fn create_spare(dir: &Path, n: usize, len: u64, sync: bool) -> Result<Segment> {
+        let path = dir.join(format!("spare-new-{n:020}.{SEGMENT_EXT}.{TMP_EXT}"));
+        let file = allocated_file(&path, len, sync)?;
+        let map = prefaulted_map(&file, &path, len)?;
+        Ok(Segment {
+            base: LogOffset::new(0),
+            path,
+            map,
+        })
     }
 
     /// Takes a segment out of the log for later recycling: renames it to a
@@ -184,6 +183,36 @@ impl Segment {
     pub(crate) fn offset_at(&self, pos: usize) -> LogOffset {
         self.base.add(pos as u64)
     }
+}
+
+/// Creates (or empties) the file at `path`, allocates it to `len` bytes and
+/// writes the segment header; with `sync`, all of that is durable.
+fn allocated_file(path: &Path, len: u64, sync: bool) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(Error::io("create", path))?;
+    allocate(&file, len).map_err(Error::io("allocate", path))?;
+    file.write_all_at(&SEGMENT_HEADER, 0)
+        .map_err(Error::io("write", path))?;
+    if sync {
+        file.sync_all().map_err(Error::io("fsync", path))?;
+    }
+    Ok(file)
+}
+
+/// Maps `len` bytes of `file` with its pages read in and pre-faulted writable.
+fn prefaulted_map(file: &File, path: &Path, len: u64) -> Result<Mapping> {
+    let len = usize::try_from(len).map_err(|_| Error::SegmentLength {
+        path: path.to_path_buf(),
+        len,
+    })?;
+    let mut map = Mapping::map(file, len, true).map_err(Error::io("mmap", path))?;
+    map.prefault_writable(0);
+    Ok(map)
 }
 
 /// Gives `file` `len` bytes of real blocks. Falls back to a sparse `set_len`

@@ -77,6 +77,13 @@ impl Log {
             retiring: None,
             _lock: lock,
         };
+        if options.preallocate_spares {
+            let sync = options.fsync.syncs();
+            for n in 0..options.recycle_segments {
+                let spare = Segment::create_spare(dir, n, options.segment_bytes, sync)?;
+                log.spares.push(spare);
+            }
+        }
         log.prepare_next();
         Ok((log, recovered.report))
     }

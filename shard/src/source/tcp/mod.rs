@@ -97,8 +97,8 @@ pub struct TcpSourceConfig<'a> {
 pub struct TcpSource {
     shared: Rc<Shared>,
     bind: SocketAddr,
-    /// The accept loop; dropping it stops accepting.
-    _listener: glommio::Task<()>,
+    /// The accept loop, from [`Source::start`] on; dropping it stops accepting.
+    listener: Option<glommio::Task<()>>,
     /// The group-commit loop.
     _syncer: glommio::Task<()>,
     /// Round-robin start among partitions.
@@ -163,8 +163,8 @@ fn now_ms() -> i64 {
 
 impl TcpSource {
     /// Opens the shard's logs (recovering them), loads their producers into the
-    /// pipeline's registry, binds the listener and starts the accept and sync tasks.
-    /// Must run on the shard's glommio executor.
+    /// pipeline's registry and starts the sync task. [`Source::start`] binds the
+    /// listener. Must run on the shard's glommio executor.
     pub fn open(c: TcpSourceConfig<'_>) -> Result<Self, Error> {
         let bind = c
             .spec
@@ -176,7 +176,7 @@ impl TcpSource {
                 bind: c.spec.bind.clone(),
             })?;
         let root = log_root(c.data_dir, c.pipeline);
-        let options = LogOptions::new(
+        let mut options = LogOptions::new(
             c.storage.segment_bytes,
             match c.storage.fsync {
                 Fsync::Never => FsyncPolicy::Never,
@@ -184,6 +184,9 @@ impl TcpSource {
                 Fsync::Always => FsyncPolicy::Always,
             },
         );
+        // The own log keeps its spares from the start (see `storage.spare_segments`);
+        // adopted logs are only read to their end and make none.
+        options.recycle_segments = c.storage.spare_segments;
         let own = c.shard as u32;
         let mut ids: Vec<u32> = existing_partitions(&root)?
             .into_iter()
@@ -193,6 +196,10 @@ impl TcpSource {
         let mut parts = Vec::with_capacity(ids.len());
         for p in ids {
             let dir = root.join(format!("shard-{p}"));
+            let options = LogOptions {
+                preallocate_spares: p == own,
+                ..options
+            };
             parts.push(PartitionLog::open(&dir, PartitionId(p), options, p == own)?);
         }
         let runtime = Arc::as_ptr(&c.counters) as usize;
@@ -202,10 +209,6 @@ impl TcpSource {
                 .iter()
                 .flat_map(|p| p.producers.iter().map(|(id, m)| (id.as_str(), m.seq))),
         );
-        let listener = glommio::net::TcpListener::bind(bind).map_err(|e| Error::Bind {
-            bind: c.spec.bind.clone(),
-            reason: e.to_string(),
-        })?;
         let shared = Rc::new(Shared::new(
             c.pipeline.to_owned(),
             c.pipeline_index,
@@ -221,11 +224,10 @@ impl TcpSource {
         // 0.9 it made the executor park now and then with no wakeup armed: a stalled
         // shard. The sleep in `poll` and the yields of connection tasks do the job.)
         let syncer = glommio::spawn_local(syncer::run(Rc::clone(&shared)));
-        let listener = glommio::spawn_local(listener::run(Rc::clone(&shared), listener));
         Ok(Self {
             shared,
             bind,
-            _listener: listener,
+            listener: None,
             _syncer: syncer,
             next: 0,
             failure_reported: false,
@@ -237,6 +239,26 @@ impl TcpSource {
 impl Source for TcpSource {
     fn describe(&self) -> String {
         format!("tcp {} (shard {})", self.bind, self.shared.shard)
+    }
+
+    fn start(&mut self) -> Result<(), SourceError> {
+        if self.listener.is_some() {
+            return Ok(());
+        }
+        let listener = glommio::net::TcpListener::bind(self.bind).map_err(|e| {
+            SourceError(
+                Error::Bind {
+                    bind: self.bind.to_string(),
+                    reason: e.to_string(),
+                }
+                .to_string(),
+            )
+        })?;
+        self.listener = Some(glommio::spawn_local(listener::run(
+            Rc::clone(&self.shared),
+            listener,
+        )));
+        Ok(())
     }
 
     fn partitions(&self) -> Vec<PartitionId> {
