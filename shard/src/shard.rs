@@ -614,18 +614,25 @@ impl Shard {
                 self.quiesced = true;
                 me.quiesced.store(true, Ordering::Relaxed);
             }
-            let spent = turn.elapsed().as_nanos() as u64;
             if work > 0 {
                 idle_turns = 0;
-                add(&me.busy_ns, spent);
                 glommio::yield_if_needed().await;
+                // Other tasks that ran in the yield (connections, sinks) are this
+                // shard's work too.
+                add(&me.busy_ns, turn.elapsed().as_nanos() as u64);
             } else {
+                let spent = turn.elapsed().as_nanos() as u64;
                 if self.backpressured() {
                     add(&me.backpressured_ns, spent);
                 } else {
                     add(&me.busy_ns, spent);
                 }
                 idle_turns = idle_turns.saturating_add(1);
+                // The executor's task runtime is read (and reset) around the pause:
+                // what other tasks of this shard ran meanwhile (a TCP source's
+                // connections decode and append while this loop sleeps) is busy time,
+                // only the rest is idle.
+                let _ = glommio::executor().executor_stats();
                 let pause = Instant::now();
                 if idle_turns < 16 {
                     glommio::yield_if_needed().await;
@@ -634,11 +641,17 @@ impl Shard {
                     let micros = (u64::from(idle_turns - 16) * 50).min(1000);
                     glommio::timer::sleep(Duration::from_micros(micros.max(50))).await;
                 }
-                let waited = pause.elapsed().as_nanos() as u64;
+                let waited = pause.elapsed();
+                let others = glommio::executor()
+                    .executor_stats()
+                    .executor_runtime()
+                    .min(waited);
+                add(&me.busy_ns, others.as_nanos() as u64);
+                let rest = (waited - others).as_nanos() as u64;
                 if self.backpressured() {
-                    add(&me.backpressured_ns, waited);
+                    add(&me.backpressured_ns, rest);
                 } else {
-                    add(&me.idle_ns, waited);
+                    add(&me.idle_ns, rest);
                 }
             }
         }
