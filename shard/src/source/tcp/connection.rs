@@ -67,6 +67,16 @@ enum Session {
     },
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // The registry forgets a producer only long after it was last heard of; a
+        // disconnect is the last time, later than any batch the connection stored.
+        if let Session::Producer { producer, .. } = self {
+            producer.heard_of(now_ms());
+        }
+    }
+}
+
 /// Turning lines into batches (everything of a connection but its socket and splitter).
 #[derive(Debug)]
 struct Ingest {
@@ -441,7 +451,7 @@ impl Connection {
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
-        let producer = registry.producer(&hello.producer);
+        let producer = registry.producer(&hello.producer, now_ms());
         let epoch = producer.fence();
         let acked = loop {
             if let Some(acked) = producer.settled() {

@@ -207,7 +207,7 @@ impl TcpSource {
         registry.load(
             parts
                 .iter()
-                .flat_map(|p| p.producers.iter().map(|(id, m)| (id.as_str(), m.seq))),
+                .flat_map(|p| p.producers.iter().map(|(id, m)| (id.as_str(), m.seq, m.ms))),
         );
         let shared = Rc::new(Shared::new(
             c.pipeline.to_owned(),

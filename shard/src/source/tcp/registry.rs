@@ -27,11 +27,25 @@
 //!
 //! The registry is rebuilt on every start from the shards' logs (each shard scans its
 //! log and [`Registry::load`]s its table before any hello is answered).
+//!
+//! # Forgetting
+//!
+//! A producer that has no connection, nothing on its way to a log, and was last heard
+//! of (hello, disconnect, or its newest batch in a log at start) more than
+//! [`PRODUCER_RETENTION_MS`] ago is forgotten, as the logs' own tables forget it at
+//! their next truncation: a process that runs for months with producers coming and
+//! going keeps a bounded registry. The sweep runs when a new producer says hello and
+//! the table has doubled since the last one, so it costs O(1) per hello on average.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+
+use super::partition::PRODUCER_RETENTION_MS;
+
+/// The table is swept no earlier than at this size.
+const FIRST_SWEEP_AT: usize = 1024;
 
 /// Registries alive in this process, by (log folder of the pipeline, runtime).
 type Registries = Mutex<HashMap<(PathBuf, usize), Weak<Registry>>>;
@@ -51,7 +65,23 @@ pub(crate) struct Registry {
     loaded: AtomicUsize,
     connections: AtomicUsize,
     max_connections: usize,
-    producers: Mutex<HashMap<String, Arc<Producer>>>,
+    producers: Mutex<Producers>,
+}
+
+/// The table, and the size at which it is swept next.
+#[derive(Debug)]
+struct Producers {
+    by_id: HashMap<String, Arc<Producer>>,
+    sweep_at: usize,
+}
+
+impl Default for Producers {
+    fn default() -> Self {
+        Producers {
+            by_id: HashMap::new(),
+            sweep_at: FIRST_SWEEP_AT,
+        }
+    }
 }
 
 /// One producer's state.
@@ -68,6 +98,9 @@ struct ProducerState {
     appended: u64,
     /// The highest sequence number known durable.
     durable: u64,
+    /// Wall-clock ms when it was last heard of: its last hello or disconnect, or the
+    /// newest of its batches found in the logs at start.
+    last_ms: i64,
 }
 
 /// A connection counted against `max_connections`; dropping it frees the place.
@@ -108,16 +141,17 @@ impl Registry {
         r
     }
 
-    /// Adds one shard's table (producer, last sequence number stored in its logs);
-    /// call once per shard, after its logs are recovered.
-    pub fn load<'a>(&self, marks: impl IntoIterator<Item = (&'a str, u64)>) {
+    /// Adds one shard's table (producer, last sequence number stored in its logs, and
+    /// when that batch was written); call once per shard, after its logs are recovered.
+    pub fn load<'a>(&self, marks: impl IntoIterator<Item = (&'a str, u64, i64)>) {
         {
             let mut producers = lock(&self.producers);
-            for (id, seq) in marks {
-                let p = producers.entry(id.to_owned()).or_default();
+            for (id, seq, ms) in marks {
+                let p = producers.by_id.entry(id.to_owned()).or_default();
                 let mut s = lock(&p.state);
                 s.appended = s.appended.max(seq);
                 s.durable = s.durable.max(seq);
+                s.last_ms = s.last_ms.max(ms);
             }
         }
         self.loaded.fetch_add(1, Ordering::AcqRel);
@@ -128,17 +162,29 @@ impl Registry {
         self.loaded.load(Ordering::Acquire) >= self.nr_shards
     }
 
-    /// The producer `id`, made on first use.
-    pub fn producer(&self, id: &str) -> Arc<Producer> {
+    /// The producer `id` saying hello at wall-clock `now_ms`, made on first use.
+    pub fn producer(&self, id: &str, now_ms: i64) -> Arc<Producer> {
         let mut producers = lock(&self.producers);
-        match producers.get(id) {
+        let p = match producers.by_id.get(id) {
             Some(p) => Arc::clone(p),
             None => {
+                if producers.by_id.len() >= producers.sweep_at {
+                    sweep(&mut producers.by_id, now_ms);
+                    producers.sweep_at = (producers.by_id.len() * 2).max(FIRST_SWEEP_AT);
+                }
                 let p = Arc::new(Producer::default());
-                producers.insert(id.to_owned(), Arc::clone(&p));
+                producers.by_id.insert(id.to_owned(), Arc::clone(&p));
                 p
             }
-        }
+        };
+        p.heard_of(now_ms);
+        p
+    }
+
+    /// How many producers the registry holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.producers).by_id.len()
     }
 
     /// Counts a new connection, or `None` when `max_connections` are open.
@@ -158,7 +204,36 @@ impl Registry {
     }
 }
 
+/// Forgets the producers that nothing refers to but the table, that have nothing on
+/// its way to a log, and that were last heard of more than the retention ago.
+fn sweep(by_id: &mut HashMap<String, Arc<Producer>>, now_ms: i64) {
+    let before = by_id.len();
+    by_id.retain(|_, p| {
+        // Only the table holds it: no connection, no batch waiting to be durable. No
+        // one can take a new reference meanwhile: that goes through the table's lock,
+        // which the caller holds.
+        if Arc::strong_count(p) > 1 {
+            return true;
+        }
+        let s = lock(&p.state);
+        s.durable < s.appended || s.last_ms >= now_ms.saturating_sub(PRODUCER_RETENTION_MS)
+    });
+    if by_id.len() < before {
+        tracing::debug!(
+            forgotten = before - by_id.len(),
+            kept = by_id.len(),
+            "producer registry swept"
+        );
+    }
+}
+
 impl Producer {
+    /// Records that the producer was heard of (a hello, a disconnect) at `now_ms`.
+    pub fn heard_of(&self, now_ms: i64) {
+        let mut s = lock(&self.state);
+        s.last_ms = s.last_ms.max(now_ms);
+    }
+
     /// Starts a new epoch: connections of older epochs can append no more.
     pub fn fence(&self) -> u64 {
         let mut s = lock(&self.state);
@@ -207,9 +282,9 @@ mod tests {
     #[test]
     fn a_fenced_connection_can_append_no_more_and_the_hello_waits_for_its_batches() {
         let r = Registry::shared(Path::new("/registry-test-1"), 1, 1, 10);
-        r.load([("p", 10)]);
+        r.load([("p", 10, 0)]);
         assert!(r.loaded());
-        let p = r.producer("p");
+        let p = r.producer("p", 0);
         let old = p.fence();
         assert_eq!(p.settled(), Some(10));
         assert!(p.claim(old, 20));
@@ -224,7 +299,7 @@ mod tests {
     #[test]
     fn a_failed_append_gives_its_claim_back() {
         let r = Registry::shared(Path::new("/registry-test-2"), 1, 1, 10);
-        let p = r.producer("p");
+        let p = r.producer("p", 0);
         let e = p.fence();
         assert!(p.claim(e, 5));
         p.unclaim(e, 0);
@@ -240,7 +315,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &other));
         a.load([]);
         assert!(!b.loaded(), "one of two shards has loaded");
-        b.load([("x", 3)]);
+        b.load([("x", 3, 0)]);
         assert!(a.loaded());
         let one = a.admit();
         let two = b.admit();
@@ -248,5 +323,36 @@ mod tests {
         assert!(a.admit().is_none());
         drop(one);
         assert!(b.admit().is_some());
+    }
+
+    #[test]
+    fn only_producers_gone_and_idle_past_the_retention_are_forgotten() {
+        let day = 24 * 3600 * 1000;
+        let r = Registry::shared(Path::new("/registry-test-4"), 1, 1, 10);
+        // From the logs at start: one producer last wrote 8 days ago, one 1 day ago.
+        r.load([("old", 5, 0), ("recent", 7, 7 * day)]);
+        let now = 8 * day + 1;
+        // A connected producer idle for ages, and one with a batch not yet durable.
+        let connected = r.producer("connected", 0);
+        let pending = r.producer("pending", 0);
+        let e = pending.fence();
+        assert!(pending.claim(e, 3));
+        drop(pending);
+        // New producers fill the table past its first sweep.
+        for i in 0..FIRST_SWEEP_AT {
+            drop(r.producer(&format!("fresh-{i}"), now));
+        }
+        assert_eq!(
+            r.len(),
+            FIRST_SWEEP_AT + 3,
+            "only \"old\" went: recent, connected, pending and the new ones stay"
+        );
+        let p = r.producer("old", now);
+        assert_eq!(p.settled(), Some(0), "forgotten: it starts anew");
+        let p = r.producer("recent", now);
+        assert_eq!(p.settled(), Some(7), "within the retention: kept");
+        assert!(Arc::ptr_eq(&r.producer("connected", now), &connected));
+        let p = r.producer("pending", now);
+        assert_eq!(p.settled(), None, "its batch is still on its way: kept");
     }
 }
