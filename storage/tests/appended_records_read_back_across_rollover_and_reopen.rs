@@ -1,6 +1,9 @@
 //! Round trip against a `Vec<Vec<u8>>` model: random payload sizes and counts,
 //! segments small enough that every case rolls over, reopened between batches.
 
+mod common;
+
+use common::read_all;
 use proptest::prelude::*;
 use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 
@@ -8,13 +11,6 @@ use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 fn payload(seed: u8, index: usize, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (index as u8))
-        .collect()
-}
-
-/// Every record from the start of the log.
-fn read_all(log: &Log) -> Result<Vec<(LogOffset, Vec<u8>)>, weir_storage::Error> {
-    log.read_from(log.start_offset())
-        .map(|r| r.map(|rec| (rec.offset, rec.payload.to_vec())))
         .collect()
 }
 

@@ -3,22 +3,16 @@
 //! recycled like those of `truncate_before`, and nothing of the records the log
 //! still holds changes.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{files, payloads};
 use weir_storage::Error;
 use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn files(dir: &Path) -> Result<Vec<String>, std::io::Error> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()?;
-    names.retain(|n| n != "LOCK");
-    names.sort();
-    Ok(names)
-}
 
 /// Waits until the folder holds exactly `want` (the helper thread works on its
 /// own time); fails after ten seconds.
@@ -34,12 +28,6 @@ fn wait_for_files(dir: &Path, want: &[&str]) -> TestResult {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn payloads(log: &Log) -> Result<Vec<Vec<u8>>, Error> {
-    log.read_from(log.start_offset())
-        .map(|r| r.map(|rec| rec.payload.to_vec()))
-        .collect()
 }
 
 #[test]

@@ -2,26 +2,12 @@
 //! rollovers recycle them instead of making new files. The records are the
 //! same either way, and spares never outlive a reopen as part of the log.
 
-use std::path::Path;
+mod common;
 
+use common::{files, payloads};
 use weir_storage::log::{FsyncPolicy, Log, LogOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn files(dir: &Path) -> Result<Vec<String>, std::io::Error> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()?;
-    names.retain(|n| n != "LOCK");
-    names.sort();
-    Ok(names)
-}
-
-fn payloads(log: &Log) -> Result<Vec<Vec<u8>>, weir_storage::Error> {
-    log.read_from(log.start_offset())
-        .map(|r| r.map(|rec| rec.payload.to_vec()))
-        .collect()
-}
 
 #[test]
 fn spares_are_made_at_open_and_recycled_by_the_first_rollovers() -> TestResult {

@@ -2,26 +2,12 @@
 //! recycled file holds frames of its previous life until they are overwritten
 //! on disk; none of them may ever be read as a record at the new offsets.
 
-use std::path::Path;
+mod common;
 
+use common::{files, payloads};
 use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn files(dir: &Path) -> Result<Vec<String>, std::io::Error> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()?;
-    names.retain(|n| n != "LOCK");
-    names.sort();
-    Ok(names)
-}
-
-fn payloads(log: &Log) -> Result<Vec<Vec<u8>>, weir_storage::Error> {
-    log.read_from(log.start_offset())
-        .map(|r| r.map(|rec| rec.payload.to_vec()))
-        .collect()
-}
 
 #[test]
 fn a_recycled_segment_reads_back_only_its_new_records_even_with_stale_bytes_on_disk() -> TestResult

@@ -4,6 +4,9 @@
 //! or after a truncation point, and recycled segments never bring back an old
 //! record.
 
+mod common;
+
+use common::read_all;
 use proptest::prelude::*;
 use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 
@@ -34,12 +37,6 @@ fn op() -> impl Strategy<Value = Op> {
 fn payload(index: usize, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(17) ^ (index as u8))
-        .collect()
-}
-
-fn read_all(log: &Log) -> Result<Vec<(LogOffset, Vec<u8>)>, weir_storage::Error> {
-    log.read_from(log.start_offset())
-        .map(|r| r.map(|rec| (rec.offset, rec.payload.to_vec())))
         .collect()
 }
 
