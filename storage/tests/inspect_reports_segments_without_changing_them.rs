@@ -62,3 +62,32 @@ fn inspect_counts_records_per_segment_and_flags_a_torn_tail_read_only() -> TestR
     assert!(torn.to_string().contains("bad checksum"), "{torn}");
     Ok(())
 }
+
+#[test]
+fn spare_segment_files_are_reported_as_spares_not_as_damage() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut options = LogOptions::new(4096, FsyncPolicy::Never);
+    options.prepare_ahead = false;
+    options.recycle_segments = 2;
+    options.preallocate_spares = true;
+    let (mut log, _) = Log::open(tmp.path(), options)?;
+    log.append(b"one record")?;
+    drop(log);
+
+    let report = inspect(tmp.path())?;
+    assert_eq!(report.spares, 2);
+    assert_eq!(report.leftovers, 0);
+    assert_eq!(report.records, 1);
+    assert!(!report.needs_repair(), "{report}");
+    assert!(
+        report.to_string().contains("2 spare segment file(s)"),
+        "{report}"
+    );
+
+    // A segment whose preparation was interrupted is a leftover, not a spare.
+    std::fs::write(tmp.path().join("00000000000000004096.seg.tmp"), b"")?;
+    let report = inspect(tmp.path())?;
+    assert_eq!((report.spares, report.leftovers), (2, 1));
+    assert!(report.needs_repair());
+    Ok(())
+}

@@ -12,6 +12,7 @@ use super::frame::{self, Defect, SEGMENT_HEADER_LEN, SegmentHeader, WalkEnd};
 use super::offset::LogOffset;
 use super::options::valid_segment_len;
 use super::recovery;
+use super::segment::SPARE_PREFIX;
 use crate::error::{Error, Result};
 
 /// What `inspect` found in one segment file.
@@ -113,6 +114,9 @@ pub struct LogInspection {
     pub end: Option<LogOffset>,
     /// Leftover `.seg.tmp` files of interrupted segment preparation.
     pub leftovers: usize,
+    /// Spare segment files kept for reuse (`spare-*.seg.tmp`): normal in a log
+    /// that recycles; an open deletes them and makes its spares again.
+    pub spares: usize,
 }
 
 impl LogInspection {
@@ -137,8 +141,20 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<LogInspection> {
         records: 0,
         payload_bytes: 0,
         end: None,
-        leftovers: listing.leftovers.len(),
+        leftovers: 0,
+        spares: 0,
     };
+    for path in &listing.leftovers {
+        let spare = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(SPARE_PREFIX));
+        if spare {
+            report.spares += 1;
+        } else {
+            report.leftovers += 1;
+        }
+    }
     let mut expected: Option<LogOffset> = None;
     let mut next_has_data = Vec::with_capacity(listing.segments.len());
     for listed in &listing.segments {
@@ -247,6 +263,13 @@ impl fmt::Display for LogInspection {
                 f,
                 "{} unfinished segment file(s) (.seg.tmp) would be deleted on open",
                 self.leftovers
+            )?;
+        }
+        if self.spares > 0 {
+            writeln!(
+                f,
+                "{} spare segment file(s) kept for reuse (spare-*.seg.tmp)",
+                self.spares
             )?;
         }
         for s in &self.segments {

@@ -13,8 +13,8 @@
 //!
 //! Segments are recycled: one that `truncate_before` retires is renamed to a
 //! spare name (`spare-<base>.seg.tmp`) and kept mapped (a log opened with
-//! `preallocate_spares` also makes spares up front, `spare-new-<n>.seg.tmp`), and the next segment is
-//! made from it by renaming it to the new temporary name, zeroing it through
+//! `preallocate_spares` also makes spares up front, `spare-new-<n>.seg.tmp`),
+//! and the next segment is made from it by renaming it to the new temporary name, zeroing it through
 //! the mapping and renaming it into place. Its pages are already in the page
 //! cache and mapped, so neither the kernel's page allocation and zeroing nor
 //! the unlink of a large file lands on anyone's path. Frames of the file's
@@ -38,6 +38,8 @@ use crate::fsutil::sync_dir;
 pub(crate) const SEGMENT_EXT: &str = "seg";
 /// Extension of a segment being made.
 pub(crate) const TMP_EXT: &str = "tmp";
+/// Start of the name of a spare segment file.
+pub(crate) const SPARE_PREFIX: &str = "spare-";
 
 /// A mapped segment file.
 #[derive(Debug)]
@@ -81,7 +83,7 @@ impl Segment {
     /// deletes), to be [recycled](Segment::recycle) into one. With `sync` its
     /// allocation is durable before it is used.
     pub(crate) fn create_spare(dir: &Path, n: usize, len: u64, sync: bool) -> Result<Segment> {
-        let path = dir.join(format!("spare-new-{n:020}.{SEGMENT_EXT}.{TMP_EXT}"));
+        let path = dir.join(format!("{SPARE_PREFIX}new-{n:020}.{SEGMENT_EXT}.{TMP_EXT}"));
         let file = allocated_file(&path, len, sync)?;
         let map = prefaulted_map(&file, &path, len)?;
         Ok(Segment {
@@ -95,7 +97,7 @@ impl Segment {
     /// spare name, which recovery deletes if the process dies first.
     pub(crate) fn retire(mut self) -> Result<Segment> {
         let spare = self.path.with_file_name(format!(
-            "spare-{:020}.{SEGMENT_EXT}.{TMP_EXT}",
+            "{SPARE_PREFIX}{:020}.{SEGMENT_EXT}.{TMP_EXT}",
             self.base.get()
         ));
         std::fs::rename(&self.path, &spare).map_err(Error::io("rename", &self.path))?;
