@@ -36,7 +36,7 @@ impl Prepared {
         let handle = std::thread::Builder::new()
             .name("weir-log-prepare".into())
             .spawn(move || match spare {
-                Some(spare) => spare.recycle(&dir, base, sync),
+                Some(spare) => spare.recycle(&dir, base, sync, true),
                 None => Segment::create(&dir, base, len, sync),
             })
             .map_err(Error::io("spawn a thread for", Segment::file_name(base)))?;

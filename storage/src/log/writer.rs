@@ -305,7 +305,7 @@ impl Log {
                 let sync = self.options.fsync.syncs();
                 self.reap_retiring(false)?;
                 match self.spares.pop() {
-                    Some(spare) => spare.recycle(&self.dir, base, sync)?,
+                    Some(spare) => spare.recycle(&self.dir, base, sync, false)?,
                     None => Segment::create(&self.dir, base, self.options.segment_bytes, sync)?,
                 }
             }
