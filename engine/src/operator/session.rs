@@ -21,7 +21,8 @@
 //! with `late: true`; a session that a late event pushes past the watermark is emitted when
 //! the watermark reaches its new end.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use hashbrown::HashTable;
 
@@ -59,7 +60,9 @@ pub struct SessionOperator {
     lateness: i64,
     spec: AggSpec,
     keys: HashTable<KeySessions>,
-    timers: BTreeMap<i64, Vec<Key>>,
+    /// (due time, key), earliest first. A key may be in it more than once; only
+    /// the entry at its `KeySessions::timer` counts, the others are skipped when due.
+    timers: BinaryHeap<Reverse<(i64, Key)>>,
     watermark: i64,
     /// Open sessions over all keys.
     nr_sessions: usize,
@@ -73,7 +76,7 @@ impl SessionOperator {
             lateness: i64::try_from(lateness_ms).unwrap_or(i64::MAX),
             spec,
             keys: HashTable::new(),
-            timers: BTreeMap::new(),
+            timers: BinaryHeap::new(),
             watermark: i64::MIN,
             nr_sessions: 0,
         }
@@ -175,7 +178,7 @@ impl SessionOperator {
         ks.sessions.insert(first, session);
         if due < ks.timer {
             ks.timer = due;
-            self.timers.entry(due).or_default().push(key.clone());
+            self.timers.push(Reverse((due, key.clone())));
         }
         verdict
     }
@@ -187,14 +190,11 @@ impl SessionOperator {
             return;
         }
         self.watermark = wm;
-        while let Some(entry) = self.timers.first_entry() {
-            if *entry.key() > wm {
+        while self.timers.peek().is_some_and(|Reverse((at, _))| *at <= wm) {
+            let Some(Reverse((at, key))) = self.timers.pop() else {
                 break;
-            }
-            let (at, keys) = entry.remove_entry();
-            for key in keys {
-                self.check_key(&key, at, wm, out);
-            }
+            };
+            self.check_key(&key, at, wm, out);
         }
     }
 
@@ -232,7 +232,7 @@ impl SessionOperator {
             return;
         }
         ks.timer = next;
-        self.timers.entry(next).or_default().push(key.clone());
+        self.timers.push(Reverse((next, key.clone())));
     }
 
     /// The whole state, for a checkpoint.
@@ -297,7 +297,7 @@ impl SessionOperator {
             self.nr_sessions += 1;
             if due < ks.timer {
                 ks.timer = due;
-                self.timers.entry(due).or_default().push(key);
+                self.timers.push(Reverse((due, key)));
             }
         }
     }
