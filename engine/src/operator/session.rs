@@ -25,6 +25,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
 use crate::aggregate::{Accumulator, AggSpec};
@@ -47,8 +48,9 @@ struct Session {
 #[derive(Debug)]
 struct KeySessions {
     key: Key,
-    /// Ordered by start; never overlapping or touching.
-    sessions: Vec<Session>,
+    /// Ordered by start; never overlapping or touching. Most keys have one open
+    /// session at a time, held inline: no allocation per key.
+    sessions: SmallVec<[Session; 1]>,
     /// When this key is registered in the timer queue (`i64::MAX` if not).
     timer: i64,
 }
@@ -110,7 +112,7 @@ impl SessionOperator {
                 }
                 v.insert(KeySessions {
                     key: key.clone(),
-                    sessions: Vec::with_capacity(1),
+                    sessions: SmallVec::new(),
                     timer: i64::MAX,
                 })
                 .into_mut()
@@ -210,7 +212,7 @@ impl SessionOperator {
         let lateness = self.lateness;
         let mut next = i64::MAX;
         let before = ks.sessions.len();
-        ks.sessions.retain_mut(|s| {
+        ks.sessions.retain(|s| {
             if s.dirty && s.end < wm {
                 let revision = s.emitted.map_or(0, |r| r + 1);
                 out.results.push(WindowResult::new(
@@ -287,7 +289,7 @@ impl SessionOperator {
                 hashbrown::hash_table::Entry::Vacant(v) => v
                     .insert(KeySessions {
                         key: key.clone(),
-                        sessions: Vec::with_capacity(1),
+                        sessions: SmallVec::new(),
                         timer: i64::MAX,
                     })
                     .into_mut(),
