@@ -184,8 +184,6 @@ impl TcpSource {
                 Fsync::Always => FsyncPolicy::Always,
             },
         );
-        // The own log keeps its spares from the start (see `storage.spare_segments`);
-        // adopted logs are only read to their end and make none.
         options.recycle_segments = c.storage.spare_segments;
         let own = c.shard as u32;
         let mut ids: Vec<u32> = existing_partitions(&root)?
@@ -196,9 +194,18 @@ impl TcpSource {
         let mut parts = Vec::with_capacity(ids.len());
         for p in ids {
             let dir = root.join(format!("shard-{p}"));
-            let options = LogOptions {
-                preallocate_spares: p == own,
-                ..options
+            // The own log keeps its spares from the start (`storage.spare_segments`);
+            // adopted logs are only read to their end and keep none.
+            let options = if p == own {
+                LogOptions {
+                    preallocate_spares: true,
+                    ..options
+                }
+            } else {
+                LogOptions {
+                    recycle_segments: 0,
+                    ..options
+                }
             };
             parts.push(PartitionLog::open(&dir, PartitionId(p), options, p == own)?);
         }
