@@ -71,50 +71,30 @@ pub(crate) struct Retiring {
 }
 
 impl Retiring {
-    /// Starts retiring `leaving` on a new thread; hands them back if no thread
-    /// can be started.
-    pub(crate) fn spawn(
-        dir: PathBuf,
-        leaving: Vec<Leaving>,
-        sync: bool,
-    ) -> std::result::Result<Self, Vec<Leaving>> {
+    /// Starts retiring `leaving` on a new thread. If no thread can be started
+    /// the segments are dropped unretired: their files stay, before the log's
+    /// start, until the next open finds them (as after a failed removal).
+    pub(crate) fn spawn(dir: PathBuf, leaving: Vec<Leaving>, sync: bool) -> std::io::Result<Self> {
         let bytes = leaving.iter().map(|l| l.segment.len() as u64).sum();
         let kept_bytes = leaving
             .iter()
             .filter(|l| l.keep)
             .map(|l| l.segment.len() as u64)
             .sum();
-        // The segments are moved into the closure only once the thread exists:
-        // a failed spawn must not drop (and so lose track of) them.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Leaving>>(1);
-        let spawned = std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("weir-log-retire".into())
             .spawn(move || {
-                let Ok(leaving) = rx.recv() else {
-                    return Vec::new();
-                };
                 let (spares, result) = retire(&dir, leaving, sync);
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "retiring truncated log segments failed; the files left are older than the log's start and are found again by the next open");
                 }
                 spares
-            });
-        match spawned {
-            Ok(handle) => {
-                if let Err(returned) = tx.send(leaving) {
-                    return Err(returned.0);
-                }
-                Ok(Retiring {
-                    handle,
-                    bytes,
-                    kept_bytes,
-                })
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot start a thread to retire log segments");
-                Err(leaving)
-            }
-        }
+            })?;
+        Ok(Retiring {
+            handle,
+            bytes,
+            kept_bytes,
+        })
     }
 
     /// Bytes of the segment files it handles that are on disk now: all of

@@ -210,10 +210,8 @@ impl Log {
         let sync = self.options.fsync.syncs();
         match Retiring::spawn(self.dir.clone(), leaving, sync) {
             Ok(retiring) => self.retiring = Some(retiring),
-            Err(leaving) => {
-                let (spares, result) = retire::retire(&self.dir, leaving, sync);
-                self.spares.extend(spares);
-                result?;
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a thread to retire truncated segments; their files stay until the next open");
             }
         }
         Ok(removed)
