@@ -96,3 +96,48 @@ fn records_roll_into_new_segments_and_truncation_deletes_only_whole_segments_bel
     assert_eq!(log.read_from(after).count(), 1);
     Ok(())
 }
+
+#[test]
+fn a_segment_file_that_cannot_be_removed_is_removed_before_any_newer_one() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let mut options = LogOptions::new(4096, FsyncPolicy::Group);
+    options.prepare_ahead = false;
+    options.recycle_segments = 0;
+    let (mut log, _) = Log::open(dir, options)?;
+    let mut payloads = Vec::new();
+    for i in 0..14u8 {
+        log.append(&[i + 1; 1000])?;
+        payloads.push(vec![i + 1; 1000]);
+    }
+    log.flush_now()?;
+
+    // Segment 0's file cannot be deleted for now: a non-empty folder stands in
+    // its place.
+    let first = dir.join("00000000000000000000.seg");
+    std::fs::remove_file(&first)?;
+    std::fs::create_dir(&first)?;
+    std::fs::write(first.join("blocker"), b"")?;
+    assert!(log.truncate_before(LogOffset::new(8192)).is_err());
+    assert_eq!(log.start_offset(), LogOffset::new(8192));
+    let names = segment_names(dir)?;
+    assert!(
+        names.contains(&"00000000000000004096.seg".to_owned()),
+        "nothing newer than the failed file is removed: {names:?}"
+    );
+
+    // The fault passes. The next truncation removes the files left behind
+    // before the newer one, so the folder never has a gap.
+    std::fs::remove_dir_all(&first)?;
+    std::fs::write(&first, b"")?;
+    assert_eq!(log.truncate_before(LogOffset::new(12288))?, 1);
+    assert_eq!(segment_names(dir)?, ["00000000000000012288.seg".to_owned()]);
+    drop(log);
+    let (log, _) = Log::open(dir, options)?;
+    let read: Vec<Vec<u8>> = log
+        .read_from(log.start_offset())
+        .map(|r| r.map(|rec| rec.payload.to_vec()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(read, payloads[12..]);
+    Ok(())
+}

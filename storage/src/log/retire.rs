@@ -9,7 +9,10 @@
 //!
 //! Files are handled oldest first, and the first failure stops the rest: the
 //! segments not handled keep their names, so what is left on disk is always a
-//! contiguous run of segments ending at the log's start. A crash before the
+//! contiguous run of segments ending at the log's start, and the log removes
+//! them ([`Retired::stranded`]) before any newer segment at its next
+//! truncation: a newer one removed first would leave a gap, which recovery
+//! refuses. A crash before the
 //! folder sync may bring back segments the log had already dropped; they lie
 //! before every offset the log still holds, so recovery simply finds an older
 //! start, and nothing that was read from them is read again unless asked for.
@@ -28,42 +31,95 @@ pub(crate) struct Leaving {
     pub keep: bool,
 }
 
-/// Renames the segments to keep to spare names and deletes the others, oldest
-/// first, then syncs the folder if `sync`. Returns the spares made, and the
-/// first error, after which nothing more was touched.
-pub(crate) fn retire(dir: &Path, leaving: Vec<Leaving>, sync: bool) -> (Vec<Segment>, Result<()>) {
-    let mut spares = Vec::new();
+/// What a retirement did.
+#[derive(Debug, Default)]
+pub(crate) struct Retired {
+    /// The segments renamed to spares.
+    pub spares: Vec<Segment>,
+    /// Files not removed, oldest first: the one that failed and all after it.
+    /// The log removes them before any newer segment at its next truncation.
+    pub stranded: Vec<PathBuf>,
+}
+
+/// One file to take off the disk.
+enum Item {
+    /// Left behind by an earlier failure: to delete.
+    Stranded(PathBuf),
+    Leaving(Leaving),
+}
+
+/// Deletes the `stranded` files, then renames the segments to keep to spare
+/// names and deletes the others, oldest first, then syncs the folder if
+/// `sync`. Returns what it did and the first error, after which nothing more
+/// was touched.
+pub(crate) fn retire(
+    dir: &Path,
+    stranded: Vec<PathBuf>,
+    leaving: Vec<Leaving>,
+    sync: bool,
+) -> (Retired, Result<()>) {
+    let mut out = Retired::default();
     let mut touched = false;
-    for Leaving { segment, keep } in leaving {
-        let done = if keep {
-            segment.retire().map(|spare| spares.push(spare))
-        } else {
-            let path = segment.path().to_path_buf();
-            drop(segment);
-            std::fs::remove_file(&path).map_err(Error::io("delete", &path))
+    let mut error = None;
+    let items = stranded
+        .into_iter()
+        .map(Item::Stranded)
+        .chain(leaving.into_iter().map(Item::Leaving));
+    for item in items {
+        let path = match &item {
+            Item::Stranded(path) => path.clone(),
+            Item::Leaving(l) => l.segment.path().to_path_buf(),
         };
-        if let Err(e) = done {
-            if touched && sync {
-                if let Err(sync_error) = sync_dir(dir) {
-                    tracing::warn!(error = %sync_error, "after a failed segment removal");
-                }
-            }
-            return (spares, Err(e));
+        if error.is_some() {
+            out.stranded.push(path);
+            continue;
         }
-        touched = true;
+        let done = match item {
+            Item::Leaving(Leaving {
+                segment,
+                keep: true,
+            }) => segment.retire().map(|spare| out.spares.push(spare)),
+            Item::Leaving(Leaving { segment, .. }) => {
+                drop(segment);
+                delete(&path)
+            }
+            Item::Stranded(_) => delete(&path),
+        };
+        match done {
+            Ok(()) => touched = true,
+            Err(e) => {
+                out.stranded.push(path);
+                error = Some(e);
+            }
+        }
     }
     let synced = if touched && sync {
         sync_dir(dir)
     } else {
         Ok(())
     };
-    (spares, synced)
+    match (error, synced) {
+        (Some(e), Err(sync_error)) => {
+            tracing::warn!(error = %sync_error, "after a failed segment removal");
+            (out, Err(e))
+        }
+        (Some(e), Ok(())) | (None, Err(e)) => (out, Err(e)),
+        (None, Ok(())) => (out, Ok(())),
+    }
+}
+
+/// Deletes a segment file; one already gone counts as deleted.
+fn delete(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("delete", path)(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Segments being retired on a helper thread.
 #[derive(Debug)]
 pub(crate) struct Retiring {
-    handle: JoinHandle<Vec<Segment>>,
+    handle: JoinHandle<Retired>,
     /// Bytes of the segment files it handles.
     bytes: u64,
     /// Bytes of those it keeps as spares.
@@ -71,10 +127,15 @@ pub(crate) struct Retiring {
 }
 
 impl Retiring {
-    /// Starts retiring `leaving` on a new thread. If no thread can be started
-    /// the segments are dropped unretired: their files stay, before the log's
-    /// start, until the next open finds them (as after a failed removal).
-    pub(crate) fn spawn(dir: PathBuf, leaving: Vec<Leaving>, sync: bool) -> std::io::Result<Self> {
+    /// Starts removing `stranded` and retiring `leaving` on a new thread. If no
+    /// thread can be started they are dropped unretired, and their files stay
+    /// as after a failed removal (the caller keeps their paths as stranded).
+    pub(crate) fn spawn(
+        dir: PathBuf,
+        stranded: Vec<PathBuf>,
+        leaving: Vec<Leaving>,
+        sync: bool,
+    ) -> std::io::Result<Self> {
         let bytes = leaving.iter().map(|l| l.segment.len() as u64).sum();
         let kept_bytes = leaving
             .iter()
@@ -84,11 +145,11 @@ impl Retiring {
         let handle = std::thread::Builder::new()
             .name("weir-log-retire".into())
             .spawn(move || {
-                let (spares, result) = retire(&dir, leaving, sync);
+                let (retired, result) = retire(&dir, stranded, leaving, sync);
                 if let Err(e) = result {
-                    tracing::warn!(error = %e, "retiring truncated log segments failed; the files left are older than the log's start and are found again by the next open");
+                    tracing::warn!(error = %e, "retiring truncated log segments failed; the files left are removed at the next truncation");
                 }
-                spares
+                retired
             })?;
         Ok(Retiring {
             handle,
@@ -112,8 +173,8 @@ impl Retiring {
         self.handle.is_finished()
     }
 
-    /// Waits for the thread and returns the spares it made.
-    pub(crate) fn wait(self) -> Result<Vec<Segment>> {
+    /// Waits for the thread and returns what it did.
+    pub(crate) fn wait(self) -> Result<Retired> {
         self.handle.join().map_err(|_| Error::RetireThread)
     }
 }

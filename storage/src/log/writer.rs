@@ -43,6 +43,9 @@ pub struct Log {
     spares: Vec<Segment>,
     /// Truncated segments being taken off the disk on a helper thread.
     retiring: Option<Retiring>,
+    /// Files of truncated segments that could not be removed yet, oldest
+    /// first; the next truncation removes them before any newer one.
+    stranded: Vec<PathBuf>,
     _lock: DirLock,
 }
 
@@ -75,6 +78,7 @@ impl Log {
             prepared: None,
             spares: Vec::new(),
             retiring: None,
+            stranded: Vec::new(),
             _lock: lock,
         };
         if options.preallocate_spares {
@@ -185,8 +189,10 @@ impl Log {
         self.reap_retiring(true)?;
         let leaving = self.take_below(offset);
         let removed = leaving.len();
-        let (spares, result) = retire::retire(&self.dir, leaving, self.options.fsync.syncs());
-        self.spares.extend(spares);
+        let stranded = std::mem::take(&mut self.stranded);
+        let (retired, result) =
+            retire::retire(&self.dir, stranded, leaving, self.options.fsync.syncs());
+        self.keep(retired);
         result.map(|()| removed)
     }
 
@@ -204,14 +210,21 @@ impl Log {
         self.reap_retiring(true)?;
         let leaving = self.take_below(offset);
         let removed = leaving.len();
-        if removed == 0 {
+        if removed == 0 && self.stranded.is_empty() {
             return Ok(0);
         }
+        let stranded = std::mem::take(&mut self.stranded);
+        let paths: Vec<PathBuf> = stranded
+            .iter()
+            .cloned()
+            .chain(leaving.iter().map(|l| l.segment.path().to_path_buf()))
+            .collect();
         let sync = self.options.fsync.syncs();
-        match Retiring::spawn(self.dir.clone(), leaving, sync) {
+        match Retiring::spawn(self.dir.clone(), stranded, leaving, sync) {
             Ok(retiring) => self.retiring = Some(retiring),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start a thread to retire truncated segments; their files stay until the next open");
+                tracing::warn!(error = %e, "cannot start a thread to retire truncated segments; the next truncation removes their files");
+                self.stranded = paths;
             }
         }
         Ok(removed)
@@ -247,10 +260,18 @@ impl Log {
             .is_some_and(|r| block || r.is_finished())
         {
             if let Some(retiring) = self.retiring.take() {
-                self.spares.extend(retiring.wait()?);
+                let retired = retiring.wait()?;
+                self.keep(retired);
             }
         }
         Ok(())
+    }
+
+    /// Takes in what a retirement did: its spares, and the files it left.
+    fn keep(&mut self, retired: retire::Retired) {
+        self.spares.extend(retired.spares);
+        let newer = std::mem::replace(&mut self.stranded, retired.stranded);
+        self.stranded.extend(newer);
     }
 
     /// Segments in offset order, the active one last.
