@@ -6,7 +6,7 @@
 //! that the kernel spreads the first connections over every shard instead of handing
 //! them all to the shard that happened to be ready first.
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Counts shards that finished building (successfully or not) and lets them on when all
 /// have.
@@ -37,18 +37,12 @@ impl StartGate {
     /// Lets every shard through now: for a start-up that fails before all shards
     /// exist, so that the ones already running do not wait forever.
     pub fn open(&self) {
-        *self
-            .waiting_for
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = 0;
+        *self.left() = 0;
         self.all_arrived.notify_all();
     }
 
     fn arrive(&self) {
-        let mut left = self
-            .waiting_for
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut left = self.left();
         *left = left.saturating_sub(1);
         if *left == 0 {
             self.all_arrived.notify_all();
@@ -56,16 +50,20 @@ impl StartGate {
     }
 
     fn wait(&self) {
-        let mut left = self
-            .waiting_for
+        let left = self.left();
+        drop(
+            self.all_arrived
+                .wait_while(left, |left| *left > 0)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+
+    /// The count of shards still to arrive. A panic while holding the lock leaves
+    /// a plain number behind, still consistent: take it.
+    fn left(&self) -> MutexGuard<'_, usize> {
+        self.waiting_for
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        while *left > 0 {
-            left = self
-                .all_arrived
-                .wait(left)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
