@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{files, payloads};
+use common::{append_records, files, payloads};
 use weir_storage::Error;
 use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 
@@ -43,11 +43,7 @@ fn segments_leave_the_log_at_once_their_files_soon_after_and_spares_come_back_as
     // Four 1000-byte records per segment: 14 records fill three segments and
     // start a fourth.
     let mut model: Vec<Vec<u8>> = Vec::new();
-    for i in 0..14u8 {
-        let payload = vec![i + 1; 1000];
-        log.append(&payload)?;
-        model.push(payload);
-    }
+    append_records(&mut log, 0..14, &mut model)?;
     log.flush_now()?;
     assert_eq!(log.segment_count(), 4);
 
@@ -76,11 +72,7 @@ fn segments_leave_the_log_at_once_their_files_soon_after_and_spares_come_back_as
     assert_eq!(log.truncate_before_in_background(LogOffset::new(8192))?, 0);
 
     // The next rollover makes segment 16384 from the spare.
-    for i in 14..20u8 {
-        let payload = vec![i + 1; 1000];
-        log.append(&payload)?;
-        model.push(payload);
-    }
+    append_records(&mut log, 14..20, &mut model)?;
     log.flush_now()?;
     assert_eq!(
         files(dir)?,

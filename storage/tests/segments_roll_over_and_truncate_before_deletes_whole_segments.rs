@@ -1,8 +1,11 @@
 //! Rollover to new segments when a frame does not fit, segment names, and
 //! `truncate_before` deleting only whole segments below an offset.
 
+mod common;
+
 use std::path::Path;
 
+use common::append_records;
 use weir_storage::Error;
 use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 
@@ -106,10 +109,7 @@ fn a_segment_file_that_cannot_be_removed_is_removed_before_any_newer_one() -> Te
     options.recycle_segments = 0;
     let (mut log, _) = Log::open(dir, options)?;
     let mut payloads = Vec::new();
-    for i in 0..14u8 {
-        log.append(&[i + 1; 1000])?;
-        payloads.push(vec![i + 1; 1000]);
-    }
+    append_records(&mut log, 0..14, &mut payloads)?;
     log.flush_now()?;
 
     // Segment 0's file cannot be deleted for now: a non-empty folder stands in

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{files, payloads};
+use common::{append_records, files, payloads};
 use weir_storage::log::{FsyncPolicy, Log, LogOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -31,11 +31,7 @@ fn spares_are_made_at_open_and_recycled_by_the_first_rollovers() -> TestResult {
     // Four 1000-byte records per segment: 10 records roll over twice, and both
     // new segments are the spares.
     let mut model = Vec::new();
-    for i in 0..10u8 {
-        let payload = vec![i + 1; 1000];
-        log.append(&payload)?;
-        model.push(payload);
-    }
+    append_records(&mut log, 0..10, &mut model)?;
     log.flush_now()?;
     assert_eq!(
         files(dir)?,
@@ -48,11 +44,7 @@ fn spares_are_made_at_open_and_recycled_by_the_first_rollovers() -> TestResult {
     assert_eq!(payloads(&log)?, model);
 
     // With no spare left, the next rollover makes a new file.
-    for i in 10..13u8 {
-        let payload = vec![i + 1; 1000];
-        log.append(&payload)?;
-        model.push(payload);
-    }
+    append_records(&mut log, 10..13, &mut model)?;
     assert_eq!(log.segment_count(), 4);
     log.flush_now()?;
     drop(log);

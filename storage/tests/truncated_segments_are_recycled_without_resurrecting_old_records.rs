@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{files, payloads};
+use common::{append_records, files, payloads};
 use weir_storage::log::{FsyncPolicy, Log, LogOffset, LogOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -20,11 +20,7 @@ fn a_recycled_segment_reads_back_only_its_new_records_even_with_stale_bytes_on_d
 
     // Four 1000-byte records per segment; fill two segments and start a third.
     let mut model: Vec<Vec<u8>> = Vec::new();
-    for i in 0..9u8 {
-        let payload = vec![i + 1; 1000];
-        log.append(&payload)?;
-        model.push(payload);
-    }
+    append_records(&mut log, 0..9, &mut model)?;
     log.flush_now()?;
     let old_first = std::fs::read(dir.join("00000000000000000000.seg"))?;
 
@@ -40,11 +36,7 @@ fn a_recycled_segment_reads_back_only_its_new_records_even_with_stale_bytes_on_d
             "spare-00000000000000000000.seg.tmp"
         ]
     );
-    for i in 9..13u8 {
-        let payload = vec![i + 1; 1000];
-        log.append(&payload)?;
-        model.push(payload);
-    }
+    append_records(&mut log, 9..13, &mut model)?;
     log.flush_now()?;
     assert_eq!(
         files(dir)?,

@@ -26,3 +26,18 @@ pub fn read_all(log: &Log) -> Result<Vec<(LogOffset, Vec<u8>)>, weir_storage::Er
 pub fn payloads(log: &Log) -> Result<Vec<Vec<u8>>, weir_storage::Error> {
     Ok(read_all(log)?.into_iter().map(|(_, p)| p).collect())
 }
+
+/// Appends records `range` (record `i` is 1000 bytes of `i + 1`; four fill a 4096-byte
+/// segment) and adds them to `model`.
+pub fn append_records(
+    log: &mut Log,
+    range: std::ops::Range<u8>,
+    model: &mut Vec<Vec<u8>>,
+) -> Result<(), weir_storage::Error> {
+    for i in range {
+        let payload = vec![i + 1; 1000];
+        log.append(&payload)?;
+        model.push(payload);
+    }
+    Ok(())
+}
