@@ -32,10 +32,11 @@ use weir_admin::model::{
     ReasonCount, ShardMetrics, ShardState, ShardStatus, StateQuery, StateSummary, Status, Totals,
     WatermarkReport, WindowCount, WindowState, WindowsReport,
 };
-use weir_admin::{AdminServer, Backend, BackendError};
+use weir_admin::{AdminServer, AdminSockets, Backend, BackendError};
 use weir_config::{FileFormat, Source};
 use weir_engine::{InvalidReason, OpenWindow, Watermark};
 use weir_shard::checkpoint::CoordinatorHandle;
+use weir_shard::metrics::Fault;
 use weir_shard::{KeyFilter, Runtime, RuntimeHandle, ShardReport};
 
 use history::{CheckpointDurations, History};
@@ -51,8 +52,9 @@ pub const STALL_AFTER: Duration = Duration::from_secs(5);
 /// Most windows `GET /state/{pipeline}/{key}` lists for one key.
 const MAX_KEY_WINDOWS: usize = 10_000;
 
-/// Starts the admin server of `[admin]` over `runtime`; with `enabled = false`, none.
-pub fn start(runtime: &Runtime) -> anyhow::Result<Option<AdminServer>> {
+/// Starts the admin server of `[admin]` over `runtime` on the sockets bound for it;
+/// with `enabled = false`, none.
+pub fn start(runtime: &Runtime, sockets: AdminSockets) -> anyhow::Result<Option<AdminServer>> {
     let config = runtime.config();
     if !config.admin.enabled {
         return Ok(None);
@@ -60,6 +62,7 @@ pub fn start(runtime: &Runtime) -> anyhow::Result<Option<AdminServer>> {
     let backend = Arc::new(RuntimeBackend::new(runtime.handle(), runtime.coordinator()));
     let server = AdminServer::builder(&config.admin, backend)
         .core(config.runtime.admin_core)
+        .sockets(sockets)
         .start()
         .context("cannot start the admin server")?;
     tracing::info!(
@@ -321,9 +324,34 @@ impl Backend for RuntimeBackend {
             if silent_ms >= STALL_AFTER.as_millis() as u64 {
                 problems.push(Problem::ShardStalled { shard, silent_ms });
             }
-            if c.sink_circuit_open.load(Ordering::Relaxed) {
-                problems.push(Problem::SinkCircuitOpen { shard, sink: None });
-            }
+        }
+        for fault in self.runtime.counters().faults.current() {
+            problems.push(match fault {
+                Fault::Source {
+                    pipeline,
+                    shard,
+                    reason,
+                } => Problem::SourceFailing {
+                    pipeline,
+                    shard,
+                    reason,
+                },
+                Fault::Sink {
+                    shard,
+                    sink,
+                    reason,
+                } => Problem::SinkCircuitOpen {
+                    shard,
+                    sink: Some(sink),
+                    reason: Some(reason),
+                },
+                Fault::Commit { checkpoint, reason } => {
+                    Problem::CommitPending { checkpoint, reason }
+                }
+                other => Problem::Other {
+                    reason: format!("{other:?}"),
+                },
+            });
         }
         Health { problems }
     }
@@ -610,14 +638,14 @@ impl RuntimeBackend {
                 let watermark_ms = finite(part.watermark);
                 let name = self.runtime.partition_name(pipeline, part.partition);
                 let holds = p.holding_back.filter(|(id, _)| *id == part.partition);
-                if let (Some((_, since)), PartitionState::Active) = (holds, state) {
-                    if lowest.as_ref().is_none_or(|(w, _)| part.watermark < *w) {
-                        let hold = HoldBack {
-                            partition: name.clone(),
-                            since_ms: since as i64,
-                        };
-                        lowest = Some((part.watermark, hold));
-                    }
+                if let (Some((_, since)), PartitionState::Active) = (holds, state)
+                    && lowest.as_ref().is_none_or(|(w, _)| part.watermark < *w)
+                {
+                    let hold = HoldBack {
+                        partition: name.clone(),
+                        since_ms: since as i64,
+                    };
+                    lowest = Some((part.watermark, hold));
                 }
                 partitions.push(PartitionWatermark {
                     partition: name,

@@ -71,7 +71,7 @@ pub use request::{MAX_BODY_BYTES, Method, Request};
 pub use response::Response;
 pub use route::{Listener, ROUTES, RouteSpec};
 pub use router::{DEFAULT_SHARD_TIMEOUT, Router};
-pub use server::{AdminServer, AdminServerBuilder};
+pub use server::{AdminServer, AdminServerBuilder, AdminSockets};
 
 /// The OpenAPI 3 description of every route, as served at `GET /openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../docs/openapi.yaml");

@@ -34,6 +34,49 @@ pub struct AdminServerBuilder {
     backend: Arc<dyn Backend>,
     core: Option<usize>,
     shard_timeout: Duration,
+    sockets: Option<AdminSockets>,
+}
+
+/// The admin listeners' sockets, bound ahead of the server: `weir run` binds them
+/// before it starts the engine, so that a port in use stops it before any shard runs.
+#[derive(Debug)]
+pub struct AdminSockets {
+    bound: Vec<(Listener, SocketAddr, String, TcpListener)>,
+}
+
+impl AdminSockets {
+    /// Binds the listeners of `config` (none when `enabled = false`), after checking
+    /// that `core`, the core the admin threads will be pinned to, exists.
+    pub fn bind(config: &weir_config::Admin, core: Option<usize>) -> Result<Self> {
+        let mut sockets = Self { bound: Vec::new() };
+        if !config.enabled {
+            return Ok(sockets);
+        }
+        if let Some(core) = core {
+            check_core(core)?;
+        }
+        let http = parse(Listener::Http, &config.http)?;
+        let metrics = parse(Listener::Metrics, &config.metrics)?;
+        // Port 0 asks for a fresh port each time, so two `:0` addresses are two listeners.
+        let shared = http == metrics && http.port() != 0;
+        let mut wanted = vec![(Listener::Http, http, &config.http)];
+        if !shared {
+            wanted.push((Listener::Metrics, metrics, &config.metrics));
+        }
+        for (listener, addr, configured) in wanted {
+            let bind_error = |e: &dyn std::fmt::Display| Error::Bind {
+                listener,
+                address: configured.to_owned(),
+                reason: e.to_string(),
+            };
+            let socket = TcpListener::bind(addr).map_err(|e| bind_error(&e))?;
+            let bound = socket.local_addr().map_err(|e| bind_error(&e))?;
+            sockets
+                .bound
+                .push((listener, bound, configured.to_owned(), socket));
+        }
+        Ok(sockets)
+    }
 }
 
 impl AdminServerBuilder {
@@ -44,7 +87,16 @@ impl AdminServerBuilder {
             backend,
             core: None,
             shard_timeout: DEFAULT_SHARD_TIMEOUT,
+            sockets: None,
         }
+    }
+
+    /// Serves on sockets bound beforehand ([`AdminSockets::bind`]) instead of binding
+    /// the configured addresses in [`start`](Self::start).
+    #[must_use]
+    pub fn sockets(mut self, sockets: AdminSockets) -> Self {
+        self.sockets = Some(sockets);
+        self
     }
 
     /// Pins the admin threads to this core (`runtime.admin_core`).
@@ -72,23 +124,24 @@ impl AdminServerBuilder {
         if !self.config.enabled {
             return Ok(server);
         }
-        if let Some(core) = self.core {
-            check_core(core)?;
-        }
-        let http = parse(Listener::Http, &self.config.http)?;
-        let metrics = parse(Listener::Metrics, &self.config.metrics)?;
-        // Port 0 asks for a fresh port each time, so two `:0` addresses are two listeners.
-        let shared = http == metrics && http.port() != 0;
-        let mut wanted = vec![(Listener::Http, http, &self.config.http)];
-        if !shared {
-            wanted.push((Listener::Metrics, metrics, &self.config.metrics));
-        }
-        for (listener, addr, configured) in wanted {
+        let sockets = match self.sockets {
+            Some(sockets) => sockets,
+            None => AdminSockets::bind(&self.config, self.core)?,
+        };
+        for (listener, addr, configured, socket) in sockets.bound {
             let router = Router::new(Arc::clone(&self.backend), listener)
                 .with_token(self.config.token.clone())
                 .with_shard_timeout(self.shard_timeout);
             // On error `server` is dropped here, which stops the listeners already started.
-            let running = spawn(listener, addr, configured, router, self.core, &stop)?;
+            let running = spawn(
+                listener,
+                addr,
+                &configured,
+                socket,
+                router,
+                self.core,
+                &stop,
+            )?;
             server.listeners.push(running);
         }
         Ok(server)
@@ -187,8 +240,9 @@ fn check_core(core: usize) -> Result<()> {
 
 fn spawn(
     listener: Listener,
-    addr: SocketAddr,
+    bound: SocketAddr,
     configured: &str,
+    socket: TcpListener,
     router: Router,
     core: Option<usize>,
     stop: &Arc<AtomicBool>,
@@ -198,8 +252,6 @@ fn spawn(
         address: configured.to_owned(),
         reason: e.to_string(),
     };
-    let socket = TcpListener::bind(addr).map_err(|e| bind_error(&e))?;
-    let bound = socket.local_addr().map_err(|e| bind_error(&e))?;
     let http = tiny_http::Server::from_listener(socket, None).map_err(|e| bind_error(&e))?;
     let http = Arc::new(http);
     let (pinned_tx, pinned_rx) = mpsc::sync_channel(1);

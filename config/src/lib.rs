@@ -2,7 +2,9 @@
 //!
 //! It reads a document, rejects unknown keys, fills in defaults and checks every value,
 //! so the rest of weir only ever sees a [`Config`] that makes sense. It does no I/O
-//! beyond reading the file, and knows nothing of how the engine runs.
+//! beyond reading the file and resolving the paths of the files it names (two sinks on
+//! one file are an error, however the paths are spelt), and knows nothing of how the
+//! engine runs.
 //!
 //! Every error names the file, the key path and the problem:
 //!
@@ -22,6 +24,7 @@
 
 mod error;
 mod model;
+mod paths;
 mod raw;
 mod validate;
 
@@ -29,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use model::*;
+pub use paths::normalise;
 
 use error::{Problem, line_column};
 

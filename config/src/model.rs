@@ -73,6 +73,10 @@ pub struct Processing {
     pub key_groups: u32,
     /// A partly filled batch is sent after this many milliseconds.
     pub batch_linger_ms: u64,
+    /// After SIGINT/SIGTERM, how long the shards may take to drain and take the final
+    /// checkpoint before they are abandoned (exit status 1, the last complete checkpoint
+    /// intact).
+    pub shutdown_timeout: std::time::Duration,
 }
 
 /// `[watermarks]`.

@@ -59,6 +59,8 @@ pub(crate) struct RawProcessing {
     pub key_groups: i64,
     #[serde(default = "default_batch_linger_ms")]
     pub batch_linger_ms: i64,
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: f64,
 }
 
 impl Default for RawProcessing {
@@ -70,8 +72,13 @@ impl Default for RawProcessing {
             checkpoint_interval: default_checkpoint_interval(),
             key_groups: default_key_groups(),
             batch_linger_ms: default_batch_linger_ms(),
+            shutdown_timeout: default_shutdown_timeout(),
         }
     }
+}
+
+fn default_shutdown_timeout() -> f64 {
+    30.0
 }
 
 fn default_parallelism() -> i64 {

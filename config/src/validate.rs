@@ -87,18 +87,42 @@ pub(crate) fn validate(raw: RawConfig) -> Checked<Config> {
     }
     let mut binds = HashSet::new();
     for (i, p) in pipelines.iter().enumerate() {
+        if let Source::Tcp(tcp) = &p.source
+            && !binds.insert(tcp.bind.clone())
+        {
+            return Err(Problem::new(
+                format!("pipelines[{i}].source.bind"),
+                format!("{} is already bound by another pipeline", tcp.bind),
+            ));
+        }
+    }
+    for (i, p) in pipelines.iter().enumerate() {
         if let Source::Tcp(tcp) = &p.source {
-            if !binds.insert(tcp.bind.clone()) {
-                return Err(Problem::new(
-                    format!("pipelines[{i}].source.bind"),
-                    format!("{} is already bound by another pipeline", tcp.bind),
-                ));
+            let same = |addr: &str| {
+                admin.enabled
+                    && addr.parse::<std::net::SocketAddr>().ok()
+                        == tcp.bind.parse::<std::net::SocketAddr>().ok()
+                    && !addr.ends_with(":0")
+            };
+            for (key, addr) in [
+                ("admin.http", &admin.http),
+                ("admin.metrics", &admin.metrics),
+            ] {
+                if same(addr) {
+                    return Err(Problem::new(
+                        format!("pipelines[{i}].source.bind"),
+                        format!("{} is already {key}", tcp.bind),
+                    ));
+                }
             }
         }
     }
+    let data_dir = PathBuf::from(raw.data_dir);
+    let cwd = std::env::current_dir().unwrap_or_default();
+    crate::paths::check_distinct_files(&pipelines, &data_dir, &cwd)?;
     Ok(Config {
         app_name: raw.app_name,
-        data_dir: PathBuf::from(raw.data_dir),
+        data_dir,
         debug: raw.debug,
         runtime,
         processing,
@@ -185,6 +209,11 @@ fn processing(raw: &RawProcessing) -> Checked<Processing> {
             / 1000.0,
         key_groups: key_groups as u32,
         batch_linger_ms: non_negative("processing.batch_linger_ms", raw.batch_linger_ms)?,
+        shutdown_timeout: match seconds_to_ms("processing.shutdown_timeout", raw.shutdown_timeout)?
+        {
+            0 => return Err(Problem::new("processing.shutdown_timeout", "must be > 0")),
+            ms => std::time::Duration::from_millis(ms),
+        },
     })
 }
 

@@ -184,3 +184,75 @@ fn pipeline_watermark_overrides_the_default() -> weir_config::Result<()> {
     assert_eq!(c.pipelines[0].watermark.idle_timeout_ms, 10_000);
     Ok(())
 }
+
+#[test]
+fn two_sinks_on_one_file_name_both_keys_however_the_path_is_spelt() {
+    let two = |a: &str, b: &str| {
+        BASE.replace(
+            r#"sinks = [{ type = "console" }]"#,
+            &format!(
+                r#"sinks = [{{ type = "file", path = "{a}" }}, {{ type = "file", path = "{b}" }}]"#
+            ),
+        )
+    };
+    for (a, b) in [
+        ("out/p.jsonl", "out/p.jsonl"),
+        ("./p.jsonl", "p.jsonl"),
+        ("out/../p.jsonl", "p.jsonl"),
+    ] {
+        let e = error_of(&two(a, b));
+        assert!(e.starts_with("w.toml: pipelines[0].sinks[1].path: "), "{e}");
+        assert!(e.contains("pipelines[0].sinks[0].path"), "{e}");
+    }
+    // A late sink on a result sink's file.
+    let late = BASE.replace(
+        r#"sinks = [{ type = "console" }]"#,
+        r#"sinks = [{ type = "file", path = "r.jsonl" }]
+late_sink = { type = "file", path = "./r.jsonl", delivery = "at_least_once" }"#,
+    );
+    let e = error_of(&late);
+    assert!(
+        e.starts_with("w.toml: pipelines[0].late_sink.path: "),
+        "{e}"
+    );
+    assert!(e.contains("pipelines[0].sinks[0].path"), "{e}");
+    // Two pipelines, and a sink on a pipeline's dead-letter file.
+    let second = BASE.replace("clicks", "views").replace(
+        r#"{ type = "console" }"#,
+        r#"{ type = "file", path = "data/./dead-letter/clicks.jsonl" }"#,
+    );
+    let e = error_of(&format!("{BASE}{second}"));
+    assert!(e.starts_with("w.toml: pipelines[1].sinks[0].path: "), "{e}");
+    assert!(e.contains("pipelines[0].id"), "{e}");
+    // Different files are fine.
+    assert!(weir_config::from_str(&two("a.jsonl", "b.jsonl"), "w.toml").is_ok());
+}
+
+#[test]
+fn a_tcp_source_on_the_admin_address_is_an_error() {
+    let tcp = BASE.replace(
+        r#"{ type = "generator", total = 10 }"#,
+        r#"{ type = "tcp", bind = "127.0.0.1:8080" }"#,
+    );
+    let e = error_of(&tcp);
+    assert_eq!(
+        e,
+        "w.toml: pipelines[0].source.bind: 127.0.0.1:8080 is already admin.http"
+    );
+    let off = format!("[admin]\nenabled = false\n{tcp}");
+    assert!(weir_config::from_str(&off, "w.toml").is_ok());
+}
+
+#[test]
+fn the_shutdown_timeout_defaults_to_30_seconds_and_must_be_positive() -> weir_config::Result<()> {
+    let c = weir_config::from_str(BASE, "w.toml")?;
+    assert_eq!(
+        c.processing.shutdown_timeout,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(
+        error_of(&format!("[processing]\nshutdown_timeout = 0\n{BASE}")),
+        "w.toml: processing.shutdown_timeout: must be > 0"
+    );
+    Ok(())
+}

@@ -472,15 +472,15 @@ impl<'de> Visitor<'de> for Pick<'_, '_, 'de> {
             let mut here = [false; 3];
             let mut below: [Option<&[String]>; 3] = [None; 3];
             for i in 0..3 {
-                if let Some((first, rest)) = self.wanted[i].and_then(<[String]>::split_first) {
-                    if *first == name {
-                        // A later member of the same name replaces what an earlier one gave.
-                        self.found[i] = None;
-                        if rest.is_empty() {
-                            here[i] = true;
-                        } else {
-                            below[i] = Some(rest);
-                        }
+                if let Some((first, rest)) = self.wanted[i].and_then(<[String]>::split_first)
+                    && *first == name
+                {
+                    // A later member of the same name replaces what an earlier one gave.
+                    self.found[i] = None;
+                    if rest.is_empty() {
+                        here[i] = true;
+                    } else {
+                        below[i] = Some(rest);
                     }
                 }
             }

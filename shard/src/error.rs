@@ -59,6 +59,40 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Another process holds a folder this engine must own alone.
+    #[error(
+        "{} is in use by another weir process{}: {}",
+        folder.display(),
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        match *what { "data_dir" => "two engines must not share a data_dir", _ => "two engines must not write one sink file" }
+    )]
+    Locked {
+        /// The folder.
+        folder: PathBuf,
+        /// `"data_dir"` or `"sink"` (the staging folder of an exactly-once sink file).
+        what: &'static str,
+        /// The pid the holder wrote into the lock file, when it could be read.
+        holder: Option<u32>,
+    },
+    /// A source, sink or listener could not start; `key` is the config key it comes
+    /// from (`pipelines[0].source.bind`).
+    #[error("{key}: {reason}")]
+    Start {
+        /// The config key.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The shards did not drain and stop within `processing.shutdown_timeout`.
+    #[error(
+        "the shards did not stop within {}s of the stop request (processing.shutdown_timeout); \
+         abandoned them: the last complete checkpoint is intact and the next start resumes from it",
+        waited.as_secs_f64()
+    )]
+    ShutdownTimeout {
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
     /// A shard stopped with an error.
     #[error("shard {shard} failed: {reason}")]
     Shard {

@@ -18,11 +18,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod build;
 pub mod checkpoint;
 pub mod control;
 pub mod error;
 pub mod extensions;
 mod handle;
+mod lock;
 pub mod message;
 pub mod metrics;
 mod pipeline;
@@ -39,22 +41,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use glommio::LocalExecutorBuilder;
-use hdrhistogram::Histogram;
 use weir_config::{Config, Source as SourceSpec};
-use weir_engine::{
-    EventDecoder, KeyGroupMap, Output, PartitionClock, PartitionId, ResultEncoder, SourceId,
-    WatermarkTracker, WindowOperator,
-};
 
 pub use control::{Control, PartitionReport, PipelineReport, ShardReport};
 pub use error::{Error, Result};
 pub use extensions::{Extensions, SinkContext, SourceContext};
 pub use handle::{KeyFilter, RuntimeHandle};
+pub use lock::FolderLocks;
 pub use metrics::Counters;
 
-use pipeline::{PartitionState, ShardPipeline, agg_spec, open_sink};
 use shard::{ShardSetup, now_ms, run_shard};
-use source::{FileSource, GeneratorSource, Source, SourceOutput};
 
 /// A running engine.
 pub struct Runtime {
@@ -62,12 +58,17 @@ pub struct Runtime {
     counters: Arc<Counters>,
     controls: Vec<Sender<Control>>,
     stop: Arc<AtomicBool>,
-    handles: Vec<glommio::ExecutorJoinHandle<Result<()>>>,
+    handles: Vec<ShardHandle>,
     started: Instant,
     coordinator: checkpoint::CoordinatorHandle,
-    coordinator_thread: Option<std::thread::JoinHandle<()>>,
+    coordinator_thread:
+        Option<std::thread::JoinHandle<std::result::Result<(), checkpoint::CheckpointError>>>,
     files: Arc<[Vec<PathBuf>]>,
+    /// Held for the life of the runtime: no other engine may use these folders.
+    _locks: FolderLocks,
 }
+
+type ShardHandle = glommio::ExecutorJoinHandle<Result<()>>;
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +99,69 @@ fn plan_files(config: &Config) -> Result<Vec<Vec<PathBuf>>> {
         .collect()
 }
 
+/// Every custom source and sink the config names must be registered.
+fn check_extensions(config: &Config, extensions: &Extensions) -> Result<()> {
+    for (i, p) in config.pipelines.iter().enumerate() {
+        if let SourceSpec::Custom(c) = &p.source
+            && !extensions.has_source(&c.name)
+        {
+            return Err(Error::Start {
+                key: format!("pipelines[{i}].source.name"),
+                reason: format!(
+                    "no custom source named {:?} is registered in this program",
+                    c.name
+                ),
+            });
+        }
+        for s in p.sinks.iter().chain(p.late_sink.as_ref()) {
+            if let weir_config::Sink::Custom { name, .. } = s
+                && !extensions.has_sink(name)
+            {
+                return Err(Error::Start {
+                    key: format!("pipelines[{i}].sinks"),
+                    reason: format!("no custom sink named {name:?} is registered in this program"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a TCP source whose address another socket listens on already (see
+/// [`source::tcp::port`]): with `SO_REUSEPORT` the shards could bind it anyway and
+/// silently share its connections with the other process.
+fn probe_tcp_ports(config: &Config) -> Result<()> {
+    for (i, p) in config.pipelines.iter().enumerate() {
+        let SourceSpec::Tcp(t) = &p.source else {
+            continue;
+        };
+        let Ok(addr) = t.bind.parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        if addr.port() == 0 {
+            continue;
+        }
+        let error = |reason: String| Error::Start {
+            key: format!("pipelines[{i}].source.bind"),
+            reason: format!("{}: {reason}", t.bind),
+        };
+        match source::tcp::port::someone_listens(addr) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(error(
+                    "address in use (another process listens on it)".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(error(format!(
+                    "cannot read the kernel's socket tables: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Runtime {
     /// Starts one shard per core of the core map (or `parallelism` unpinned ones).
     pub fn start(config: Config) -> Result<Self> {
@@ -105,36 +169,30 @@ impl Runtime {
     }
 
     /// Starts the runtime with custom sources and sinks registered by name.
+    ///
+    /// First locks `data_dir` and the staging folder of every exactly-once sink file
+    /// ([`FolderLocks`]): a second engine on them fails here, before reading anything.
     pub fn start_with(config: Config, extensions: Extensions) -> Result<Self> {
-        for p in &config.pipelines {
-            if let SourceSpec::Custom(c) = &p.source {
-                if !extensions.has_source(&c.name) {
-                    return Err(Error::Source {
-                        pipeline: p.id.clone(),
-                        reason: format!(
-                            "no custom source named {:?} is registered in this program",
-                            c.name
-                        ),
-                    });
-                }
-            }
-            for s in p.sinks.iter().chain(p.late_sink.as_ref()) {
-                if let weir_config::Sink::Custom { name, .. } = s {
-                    if !extensions.has_sink(name) {
-                        return Err(Error::Source {
-                            pipeline: p.id.clone(),
-                            reason: format!(
-                                "no custom sink named {name:?} is registered in this program"
-                            ),
-                        });
-                    }
-                }
-            }
-        }
+        let locks = FolderLocks::acquire(&config)?;
+        Self::start_locked(config, extensions, locks)
+    }
+
+    /// [`Runtime::start_with`] with the folders already locked (`weir run` locks them
+    /// before it binds the admin ports, so that a second engine on the same config is
+    /// told of the lock, not of a port). Start-up is all-or-nothing: when a source, a
+    /// sink or a listener cannot start, every shard ends without reading or writing and
+    /// the error names the config key.
+    pub fn start_locked(
+        config: Config,
+        extensions: Extensions,
+        locks: FolderLocks,
+    ) -> Result<Self> {
+        check_extensions(&config, &extensions)?;
         let extensions = Arc::new(extensions);
         let config = Arc::new(config);
         let nr_shards = config.nr_shards();
         placement::ensure_memlock(nr_shards)?;
+        probe_tcp_ports(&config)?;
         let files = plan_files(&config)?;
         std::fs::create_dir_all(config.data_dir.join("dead-letter")).map_err(|source| {
             Error::Io {
@@ -200,6 +258,17 @@ impl Runtime {
         let mut controls = Vec::with_capacity(nr_shards);
         let mut handles = Vec::with_capacity(nr_shards);
         let start_gate = Arc::new(start::StartGate::new(nr_shards));
+        let launch = Arc::new(start::Launch::new(nr_shards));
+        // A start-up that fails after some shards exist: let them through the gate, tell
+        // them to abort, and wait for them to end.
+        let abort = |handles: Vec<ShardHandle>, error: Error| {
+            start_gate.open();
+            launch.decide(false);
+            for h in handles {
+                let _ = h.join();
+            }
+            Err(error)
+        };
         let cores = config.runtime.cores.clone();
         for (shard, (outboxes, inboxes)) in senders.into_iter().zip(receivers).enumerate() {
             let (ctl_tx, ctl_rx) = bounded(64);
@@ -220,37 +289,72 @@ impl Runtime {
             let restore = Arc::clone(&restore);
             let extensions = Arc::clone(&extensions);
             let generator_start = generator_start.clone();
-            let placement =
-                placement::placement(cores.as_deref(), shard).inspect_err(|_| start_gate.open())?;
-            let handle = LocalExecutorBuilder::new(placement)
+            let launch = Arc::clone(&launch);
+            let placement = match placement::placement(cores.as_deref(), shard) {
+                Ok(p) => p,
+                Err(e) => return abort(handles, e),
+            };
+            let spawned = LocalExecutorBuilder::new(placement)
                 .name(&format!("weir-shard-{shard}"))
                 .io_memory(placement::IO_MEMORY_BYTES)
                 .spawn(move || async move {
+                    let report = launch.report(shard);
                     let start = Arc::clone(&setup.start);
                     let arrival = start.arrival();
-                    let built =
-                        build_pipelines(&setup, &files, &generator_start, &restore, &extensions);
+                    let built = build::build_pipelines(
+                        &setup,
+                        &files,
+                        &generator_start,
+                        &restore,
+                        &extensions,
+                    );
                     arrival.wait();
-                    let mut pipelines = built?;
+                    let stopped = &setup.counters.shards[shard].stopped;
+                    let mut pipelines = match built {
+                        Ok(p) => p,
+                        Err(e) => {
+                            report.fail(e);
+                            stopped.store(true, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                    };
                     for pl in &mut pipelines {
-                        if let Some(source) = pl.source.as_mut() {
-                            source.start().map_err(|e| Error::Source {
-                                pipeline: pl.spec.id.clone(),
+                        if let Some(source) = pl.source.as_mut()
+                            && let Err(e) = source.start()
+                        {
+                            let key = match &pl.spec.source {
+                                SourceSpec::Tcp(_) => "source.bind",
+                                _ => "source",
+                            };
+                            report.fail(Error::Start {
+                                key: format!("pipelines[{}].{key}", pl.index),
                                 reason: e.0,
-                            })?;
+                            });
+                            stopped.store(true, Ordering::Relaxed);
+                            return Ok(());
                         }
                     }
+                    if !report.ready() {
+                        stopped.store(true, Ordering::Relaxed);
+                        return Ok(());
+                    }
                     run_shard(setup, pipelines).await
-                })
-                .map_err(|e| {
-                    start_gate.open();
-                    Error::Executor {
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    let error = Error::Executor {
                         shard,
                         reason: e.to_string(),
-                    }
-                })?;
-            handles.push(handle);
+                    };
+                    return abort(handles, error);
+                }
+            }
         }
+        if let Err(e) = launch.wait_for_reports() {
+            return abort(handles, e);
+        }
+        launch.decide(true);
         let (coordinator, coordinator_handle) = checkpoint::Coordinator::new(
             Arc::clone(&config),
             store,
@@ -261,11 +365,24 @@ impl Runtime {
         );
         let coordinator_thread = std::thread::Builder::new()
             .name("weir-checkpoints".into())
-            .spawn(move || coordinator.run())
-            .map_err(|e| Error::Executor {
-                shard: nr_shards,
-                reason: format!("cannot start the checkpoint coordinator: {e}"),
-            })?;
+            .spawn(move || coordinator.run());
+        let coordinator_thread = match coordinator_thread {
+            Ok(t) => t,
+            Err(e) => {
+                // The shards run already: stop them as at a shutdown, with no checkpoint.
+                stop.store(true, Ordering::Relaxed);
+                for c in &controls {
+                    let _ = c.send_timeout(Control::Shutdown, Duration::from_secs(1));
+                }
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(Error::Executor {
+                    shard: nr_shards,
+                    reason: format!("cannot start the checkpoint coordinator: {e}"),
+                });
+            }
+        };
         Ok(Self {
             config,
             counters,
@@ -276,6 +393,7 @@ impl Runtime {
             coordinator: coordinator_handle,
             coordinator_thread: Some(coordinator_thread),
             files: files.into(),
+            _locks: locks,
         })
     }
 
@@ -376,207 +494,11 @@ impl Runtime {
                 }
             }
         }
-        if let Some(c) = coordinator {
-            let _ = c.join();
+        if let Some(Ok(Err(e))) = coordinator.map(std::thread::JoinHandle::join) {
+            first_error.get_or_insert(Error::Checkpoint {
+                reason: e.to_string(),
+            });
         }
         first_error.map_or(Ok(()), Err)
     }
-}
-
-fn build_pipelines(
-    setup: &ShardSetup,
-    files: &[Vec<PathBuf>],
-    generator_start: &[Option<i64>],
-    restore: &checkpoint::Restore,
-    extensions: &Extensions,
-) -> Result<Vec<ShardPipeline>> {
-    let config = &setup.config;
-    let nr_shards = setup.outboxes.len();
-    let shard = setup.shard;
-    let now = now_ms();
-    let mut out = Vec::with_capacity(config.pipelines.len());
-    for (index, spec) in config.pipelines.iter().enumerate() {
-        let agg = agg_spec(spec);
-        let needs_value = spec.aggregates.iter().any(|a| a.needs_value());
-        let decoder = EventDecoder::new(&spec.event, needs_value);
-        let source: Option<Box<dyn Source>> = match &spec.source {
-            SourceSpec::Generator(g) => {
-                let owned: Vec<PartitionId> = (0..g.partitions)
-                    .filter(|p| *p as usize % nr_shards == shard)
-                    .map(PartitionId)
-                    .collect();
-                let start = generator_start
-                    .get(index)
-                    .copied()
-                    .flatten()
-                    .unwrap_or(now as i64);
-                Some(Box::new(GeneratorSource::new(g, &owned, start)))
-            }
-            SourceSpec::File(f) => {
-                let owned = files[index]
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % nr_shards == shard)
-                    .map(|(i, path)| (PartitionId(i as u32), path.clone()))
-                    .collect();
-                Some(Box::new(FileSource::new(f, owned)))
-            }
-            SourceSpec::Custom(_) => None,
-            SourceSpec::Tcp(t) => Some(Box::new(
-                source::TcpSource::open(source::tcp::TcpSourceConfig {
-                    pipeline: &spec.id,
-                    pipeline_index: index,
-                    spec: t,
-                    storage: &config.storage,
-                    data_dir: &config.data_dir,
-                    shard,
-                    nr_shards,
-                    decoder: decoder.clone(),
-                    counters: Arc::clone(&setup.counters),
-                })
-                .map_err(|e| Error::Source {
-                    pipeline: spec.id.clone(),
-                    reason: e.to_string(),
-                })?,
-            )),
-        };
-        let source = match (&spec.source, source) {
-            (SourceSpec::Custom(c), _) => {
-                let owned: Vec<PartitionId> = (0..c.partitions)
-                    .filter(|p| *p as usize % nr_shards == shard)
-                    .map(PartitionId)
-                    .collect();
-                let cx = SourceContext {
-                    pipeline: &spec.id,
-                    shard,
-                    partitions: &owned,
-                    options: &c.options,
-                };
-                Some(
-                    extensions
-                        .make_source(&c.name, &cx)
-                        .map_err(|reason| Error::Source {
-                            pipeline: spec.id.clone(),
-                            reason,
-                        })?,
-                )
-            }
-            (_, source) => source,
-        };
-        let partitions: Vec<PartitionState> = source
-            .as_ref()
-            .map(|s| s.partitions())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|id| PartitionState {
-                id,
-                clock: PartitionClock::new(
-                    spec.watermark.delay_ms,
-                    spec.watermark.idle_timeout_ms,
-                    now,
-                ),
-                finished: false,
-                lowest_since: now,
-                aligned_out: false,
-            })
-            .collect();
-        let counters = &setup.counters;
-        let circuit = sink::CircuitFlag::new(Arc::clone(counters), shard);
-        let io = |path: &str| {
-            let path = path.to_owned();
-            move |source| Error::Io {
-                path: PathBuf::from(path),
-                source,
-            }
-        };
-        let sinks = spec
-            .sinks
-            .iter()
-            .map(|s| {
-                open_sink(s, &spec.id, shard, extensions, circuit.clone())
-                    .map_err(io(&s.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let late_sink = spec
-            .late_sink
-            .as_ref()
-            .map(|s| {
-                open_sink(s, &spec.id, shard, extensions, circuit.clone())
-                    .map_err(io(&s.to_string()))
-            })
-            .transpose()?;
-        let dl_path = config
-            .data_dir
-            .join("dead-letter")
-            .join(format!("{}.jsonl", spec.id));
-        let dead_letter = sink::SinkWriter::new(
-            Box::new(
-                sink::FileSink::open(&dl_path, 0).map_err(io(&dl_path.display().to_string()))?,
-            ),
-            circuit,
-        );
-        let nr_parts = partitions.len();
-        // Restore: seek owned partitions, resume their clocks, and take the window
-        // state of the key groups this shard owns from every old shard's snapshot.
-        let mut source = source;
-        let mut partitions = partitions;
-        let positions = restore.positions(&spec.id);
-        for part in &mut partitions {
-            if let Some(&(offset, max_time)) = positions.get(&part.id.0) {
-                if let Some(s) = source.as_mut() {
-                    s.seek(part.id, weir_engine::Offset(offset))
-                        .map_err(|e| Error::Source {
-                            pipeline: spec.id.clone(),
-                            reason: e.to_string(),
-                        })?;
-                }
-                part.clock.restore_max_time(max_time);
-            }
-        }
-        let restoring = Instant::now();
-        let mut op = WindowOperator::new(&spec.window, agg.clone());
-        let map = KeyGroupMap::new(config.processing.key_groups, nr_shards as u32);
-        let mut mine = |k: &weir_engine::Key| map.shard_of_hash(k.hash()) as usize == shard;
-        for old in &restore.shards {
-            for p in old.pipelines.iter().filter(|p| p.id == spec.id) {
-                op.restore(&p.operator, &mut mine);
-            }
-        }
-        if restore.id > 0 {
-            tracing::info!(
-                shard,
-                pipeline = %spec.id,
-                windows = op.window_count(),
-                ms = restoring.elapsed().as_millis() as u64,
-                "window state restored"
-            );
-        }
-        out.push(ShardPipeline {
-            index,
-            spec: spec.clone(),
-            map: KeyGroupMap::new(config.processing.key_groups, nr_shards as u32),
-            shard,
-            source,
-            source_out: SourceOutput::new(decoder, SourceId(index as u32)),
-            partitions,
-            source_tracker: WatermarkTracker::new(nr_parts, spec.watermark.max_idle_lag_ms),
-            sent_watermark: shard::NOTHING_SENT,
-            outgoing: (0..nr_shards).map(|_| Vec::new()).collect(),
-            outgoing_since: vec![0; nr_shards],
-            op,
-            op_tracker: WatermarkTracker::new(nr_shards, spec.watermark.max_idle_lag_ms),
-            output: Output::default(),
-            encoder: ResultEncoder::new(&spec.id, agg),
-            sinks,
-            late_sink,
-            dead_letter,
-            running: true,
-            latency_us: Histogram::new(3).map_err(|e| Error::Shard {
-                shard,
-                reason: e.to_string(),
-            })?,
-            counters: Arc::clone(counters),
-        });
-    }
-    Ok(out)
 }

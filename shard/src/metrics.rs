@@ -8,6 +8,7 @@
 //! channel instead.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crossbeam_utils::CachePadded;
 use weir_engine::InvalidReason;
@@ -102,6 +103,8 @@ pub struct Counters {
     pub checkpoints_ok: AtomicU64,
     /// Failed checkpoints.
     pub checkpoints_failed: AtomicU64,
+    /// Faults an operator must see (`/health` answers 503 while any is raised).
+    pub faults: Faults,
 }
 
 impl Counters {
@@ -114,6 +117,7 @@ impl Counters {
                 .collect(),
             checkpoints_ok: AtomicU64::new(0),
             checkpoints_failed: AtomicU64::new(0),
+            faults: Faults::default(),
         }
     }
 
@@ -129,4 +133,72 @@ impl Counters {
 #[inline]
 pub fn add(c: &AtomicU64, v: u64) {
     c.fetch_add(v, Ordering::Relaxed);
+}
+
+/// A condition that keeps the engine from doing its job until it is fixed, as the
+/// component that found it reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// A source cannot accept or store input (a TCP source whose append log failed).
+    Source {
+        /// The pipeline.
+        pipeline: String,
+        /// The shard.
+        shard: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A sink keeps failing: its circuit is open and results wait.
+    Sink {
+        /// The shard.
+        shard: usize,
+        /// The sink (`file out/r.jsonl (exactly once)`).
+        sink: String,
+        /// The last error.
+        reason: String,
+    },
+    /// A complete checkpoint's sink output is not committed yet; the commit is retried
+    /// and no later checkpoint commits before it.
+    Commit {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The last error.
+        reason: String,
+    },
+}
+
+/// The faults raised now, each under a key that says who raised it.
+///
+/// Written only when a fault comes or goes (rare), read on `/health`: a mutex is fine
+/// here, it is nowhere near the data path.
+#[derive(Debug, Default)]
+pub struct Faults {
+    raised: Mutex<Vec<(String, Fault)>>,
+}
+
+impl Faults {
+    fn lock(&self) -> MutexGuard<'_, Vec<(String, Fault)>> {
+        // A panic while holding it leaves a consistent list: use it.
+        self.raised.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Raises (or updates) the fault under `key`.
+    pub fn raise(&self, key: &str, fault: Fault) {
+        let mut raised = self.lock();
+        match raised.iter_mut().find(|(k, _)| k == key) {
+            Some((_, f)) => *f = fault,
+            None => raised.push((key.to_owned(), fault)),
+        }
+    }
+
+    /// Clears the fault under `key`, if any.
+    pub fn clear(&self, key: &str) {
+        self.lock().retain(|(k, _)| k != key);
+    }
+
+    /// Every fault raised now, oldest first.
+    pub fn current(&self) -> Vec<Fault> {
+        self.lock().iter().map(|(_, f)| f.clone()).collect()
+    }
 }

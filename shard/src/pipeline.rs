@@ -227,11 +227,11 @@ impl ShardPipeline {
                 self.encoder.encode(r, &mut sink.buf);
             }
         }
-        if let Some(late) = &mut self.late_sink {
-            if !late.discards() {
-                for l in &self.output.late {
-                    self.encoder.encode_late(l, &mut late.buf);
-                }
+        if let Some(late) = &mut self.late_sink
+            && !late.discards()
+        {
+            for l in &self.output.late {
+                self.encoder.encode_late(l, &mut late.buf);
             }
         }
         self.output.clear();

@@ -141,10 +141,10 @@ pub fn merge<'a>(histograms: impl IntoIterator<Item = &'a Hdr<u64>>) -> Option<H
 /// when `base` is not contained in `now` (a shard's report went missing in between).
 fn since(now: Option<&Hdr<u64>>, base: Option<&Hdr<u64>>) -> Option<Hdr<u64>> {
     let mut window = now?.clone();
-    if let Some(base) = base {
-        if window.subtract(base).is_err() {
-            return now.cloned();
-        }
+    if let Some(base) = base
+        && window.subtract(base).is_err()
+    {
+        return now.cloned();
     }
     Some(window)
 }

@@ -47,6 +47,28 @@ pub enum Problem {
         /// The sink, as described by the runtime (e.g. `clicks: file out/clicks.jsonl`),
         /// when it knows which.
         sink: Option<String>,
+        /// The sink's last error, when known (`No space left on device`, or that its
+        /// file was removed or replaced under it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A source cannot accept or store input (a TCP source whose append log cannot be
+    /// written: clients are refused).
+    SourceFailing {
+        /// The pipeline.
+        pipeline: String,
+        /// The shard.
+        shard: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A complete checkpoint's sink output is not committed yet: the commit is retried
+    /// with backoff, and no later checkpoint's output is committed before it.
+    CommitPending {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The last error.
+        reason: String,
     },
     /// A shard's append log failed to sync and was poisoned; the engine is stopping.
     LogPoisoned {
@@ -72,10 +94,31 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::ShardStopped { shard } => write!(f, "shard {shard} has stopped"),
-            Problem::SinkCircuitOpen { shard, sink } => match sink {
-                Some(sink) => write!(f, "shard {shard}: sink {sink} is failing (circuit open)"),
-                None => write!(f, "shard {shard}: a sink is failing (circuit open)"),
-            },
+            Problem::SinkCircuitOpen {
+                shard,
+                sink,
+                reason,
+            } => {
+                match sink {
+                    Some(sink) => {
+                        write!(f, "shard {shard}: sink {sink} is failing (circuit open)")?
+                    }
+                    None => write!(f, "shard {shard}: a sink is failing (circuit open)")?,
+                }
+                match reason {
+                    Some(reason) => write!(f, ": {reason}"),
+                    None => Ok(()),
+                }
+            }
+            Problem::SourceFailing {
+                pipeline,
+                shard,
+                reason,
+            } => write!(f, "pipeline {pipeline}, shard {shard}: {reason}"),
+            Problem::CommitPending { checkpoint, reason } => write!(
+                f,
+                "checkpoint {checkpoint}'s sink output is not committed (retrying): {reason}"
+            ),
             Problem::LogPoisoned { shard, reason } => {
                 write!(f, "shard {shard}: append log poisoned: {reason}")
             }
@@ -95,10 +138,16 @@ mod tests {
             Problem::SinkCircuitOpen {
                 shard: 0,
                 sink: Some("clicks: file out/clicks.jsonl".into()),
+                reason: None,
             },
             Problem::SinkCircuitOpen {
                 shard: 1,
                 sink: None,
+                reason: Some("No space left on device (os error 28)".into()),
+            },
+            Problem::CommitPending {
+                checkpoint: 7,
+                reason: "committing out/r.jsonl: No space left on device (os error 28)".into(),
             },
         ];
         let sentences: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -107,7 +156,9 @@ mod tests {
             [
                 "shard 2 has stopped",
                 "shard 0: sink clicks: file out/clicks.jsonl is failing (circuit open)",
-                "shard 1: a sink is failing (circuit open)",
+                "shard 1: a sink is failing (circuit open): No space left on device (os error 28)",
+                "checkpoint 7's sink output is not committed (retrying): committing out/r.jsonl: \
+                 No space left on device (os error 28)",
             ]
         );
         let json = serde_json::to_string(&problems[0]).unwrap_or_default();

@@ -14,7 +14,7 @@ use weir_storage::CheckpointStore;
 
 use super::{CheckpointMeta, ShardAck, blob_name};
 use crate::control::Control;
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Fault};
 use crate::sink::transaction;
 
 /// A completed checkpoint, as reported by the admin API.
@@ -48,10 +48,29 @@ pub enum CheckpointError {
     /// The checkpoint failed (a shard did not acknowledge, a write failed).
     #[error("{0}")]
     Failed(String),
+    /// The checkpoint is complete (its manifest is durable), but committing its sink
+    /// output failed; the commit is retried, and the next start redoes it.
+    #[error(
+        "checkpoint {checkpoint} is complete, but committing its sink output failed: {reason}; \
+         the commit is retried (and redone by the next start), no later output is committed before it"
+    )]
+    Uncommitted {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The last error.
+        reason: String,
+    },
 }
 
+fn failed(e: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Failed(e.to_string())
+}
+
+/// The key of the pending-commit fault in [`crate::metrics::Faults`].
+const COMMIT_FAULT: &str = "commit";
+
 enum Request {
-    Checkpoint(Sender<Result<CheckpointInfo, String>>),
+    Checkpoint(Sender<Result<CheckpointInfo, CheckpointError>>),
 }
 
 /// Talks to the coordinator thread.
@@ -80,7 +99,7 @@ impl CoordinatorHandle {
                 crossbeam_channel::SendTimeoutError::Disconnected(_) => CheckpointError::NotRunning,
             })?;
         match rx.recv_timeout(timeout) {
-            Ok(result) => result.map_err(CheckpointError::Failed),
+            Ok(result) => result,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(CheckpointError::Timeout {
                 waited_ms: timeout.as_millis() as u64,
             }),
@@ -109,8 +128,24 @@ pub struct Coordinator {
     requests: Receiver<Request>,
     history: Arc<Mutex<VecDeque<CheckpointInfo>>>,
     generator_start_ms: Vec<Option<i64>>,
-    exactly_once_files: Vec<PathBuf>,
+    /// Exactly-once sink files, with their identity as last committed.
+    exactly_once_files: Vec<(PathBuf, Option<transaction::FileId>)>,
+    /// A complete checkpoint whose sink output is not committed yet: its commit is
+    /// retried with backoff, and every later commit redoes it first.
+    uncommitted: Option<Uncommitted>,
 }
+
+/// A complete checkpoint whose commit failed.
+#[derive(Debug)]
+struct Uncommitted {
+    info: CheckpointInfo,
+    retry_at: Instant,
+    backoff: Duration,
+    reason: String,
+}
+
+const FIRST_COMMIT_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_COMMIT_BACKOFF: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,7 +185,10 @@ impl Coordinator {
     ) -> (Self, CoordinatorHandle) {
         let (tx, rx) = bounded(16);
         let history = Arc::new(Mutex::new(VecDeque::new()));
-        let exactly_once_files = exactly_once_files(&config);
+        let exactly_once_files = exactly_once_files(&config)
+            .into_iter()
+            .map(|f| (f, None))
+            .collect();
         (
             Self {
                 config,
@@ -162,6 +200,7 @@ impl Coordinator {
                 history: Arc::clone(&history),
                 generator_start_ms,
                 exactly_once_files,
+                uncommitted: None,
             },
             CoordinatorHandle {
                 requests: tx,
@@ -178,8 +217,9 @@ impl Coordinator {
     }
 
     /// Runs until the shards have quiesced; then takes the final checkpoint and tells
-    /// every shard to shut down.
-    pub fn run(mut self) {
+    /// every shard to shut down. Fails when the final checkpoint's output could not be
+    /// committed (the next start commits it: its manifest is durable).
+    pub fn run(mut self) -> Result<(), CheckpointError> {
         let interval = self.config.processing.checkpoint_interval_secs;
         let mut next = (interval > 0.0).then(|| Instant::now() + Duration::from_secs_f64(interval));
         loop {
@@ -193,17 +233,21 @@ impl Coordinator {
                 for c in &self.controls {
                     let _ = c.send_timeout(Control::Shutdown, Duration::from_secs(1));
                 }
-                return;
+                return Ok(());
             }
             if self.all_quiesced() {
-                match self.take() {
-                    Ok(info) => tracing::info!(checkpoint = info.id, "final checkpoint complete"),
-                    Err(e) => tracing::error!(error = %e, "final checkpoint failed"),
-                }
+                let result = self.final_checkpoint();
                 for c in &self.controls {
                     let _ = c.send_timeout(Control::Shutdown, Duration::from_secs(5));
                 }
-                return;
+                return result;
+            }
+            if self
+                .uncommitted
+                .as_ref()
+                .is_some_and(|u| Instant::now() >= u.retry_at)
+            {
+                self.retry_commit();
             }
             let wait = next.map_or(Duration::from_millis(20), |t| {
                 t.saturating_duration_since(Instant::now())
@@ -217,106 +261,91 @@ impl Coordinator {
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {}
             }
-            if let Some(t) = next {
-                if Instant::now() >= t {
-                    if let Err(e) = self.take() {
-                        tracing::warn!(error = %e, "periodic checkpoint failed");
-                    }
-                    next = Some(Instant::now() + Duration::from_secs_f64(interval));
+            if let Some(t) = next
+                && Instant::now() >= t
+            {
+                if let Err(e) = self.take() {
+                    tracing::warn!(error = %e, "periodic checkpoint failed");
                 }
+                next = Some(Instant::now() + Duration::from_secs_f64(interval));
             }
         }
     }
 
-    fn take(&mut self) -> Result<CheckpointInfo, String> {
+    /// The checkpoint after the shards quiesced, and its commit, retried for up to half
+    /// of `processing.shutdown_timeout` (the rest is the shards' to stop in).
+    fn final_checkpoint(&mut self) -> Result<(), CheckpointError> {
+        let deadline = Instant::now() + self.config.processing.shutdown_timeout / 2;
+        match self.take() {
+            Ok(info) => {
+                tracing::info!(checkpoint = info.id, "final checkpoint complete");
+                return Ok(());
+            }
+            Err(e) if self.uncommitted.is_none() => {
+                tracing::error!(error = %e, "final checkpoint failed");
+                return Err(e);
+            }
+            Err(_) => {}
+        }
+        while let Some(u) = &self.uncommitted {
+            if Instant::now() >= deadline {
+                let e = CheckpointError::Uncommitted {
+                    checkpoint: u.info.id,
+                    reason: u.reason.clone(),
+                };
+                tracing::error!(error = %e, "giving up on the final commit; the next start redoes it");
+                self.counters
+                    .checkpoints_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+            std::thread::sleep(
+                u.retry_at
+                    .saturating_duration_since(Instant::now())
+                    .min(deadline.saturating_duration_since(Instant::now())),
+            );
+            self.retry_commit();
+        }
+        tracing::info!("final checkpoint complete");
+        Ok(())
+    }
+
+    fn take(&mut self) -> Result<CheckpointInfo, CheckpointError> {
         let result = self.try_take();
-        let status = if result.is_ok() {
-            &self.counters.checkpoints_ok
-        } else {
-            &self.counters.checkpoints_failed
+        match &result {
+            Ok(_) => self.counters.checkpoints_ok.fetch_add(1, Ordering::Relaxed),
+            // A checkpoint whose commit is pending is complete; it counts when committed.
+            Err(CheckpointError::Uncommitted { .. }) => 0,
+            Err(_) => self
+                .counters
+                .checkpoints_failed
+                .fetch_add(1, Ordering::Relaxed),
         };
-        status.fetch_add(1, Ordering::Relaxed);
         result
     }
 
-    fn try_take(&mut self) -> Result<CheckpointInfo, String> {
-        let started = Instant::now();
-        let id = self.store.next_id().map_err(|e| e.to_string())?;
-        let n = self.controls.len();
+    /// Commits the sink output of every complete checkpoint up to `id`, oldest first.
+    fn commit_sinks(&mut self, id: u64) -> Result<(), String> {
+        for (file, identity) in &mut self.exactly_once_files {
+            transaction::commit(file, id, identity)
+                .map_err(|e| format!("committing {}: {e}", file.display()))?;
+        }
+        Ok(())
+    }
+
+    /// After the sinks are committed up to `info`: sources may let go of what they
+    /// no longer need, and the checkpoint is history.
+    fn committed(&mut self, info: &CheckpointInfo) {
         for c in &self.controls {
-            c.send_timeout(Control::Checkpoint { id: id.get() }, Duration::from_secs(5))
-                .map_err(|_| "a shard does not take control requests".to_owned())?;
+            let _ = c.try_send(Control::Committed { id: info.id });
         }
-        let mut snapshots: Vec<Option<Vec<u8>>> = vec![None; n];
-        let mut max_pause = 0;
-        let deadline = started + Duration::from_secs(120);
-        while snapshots.iter().any(Option::is_none) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ack = self.acks.recv_timeout(left).map_err(|_| {
-                format!(
-                    "checkpoint {}: not every shard acknowledged in time",
-                    id.get()
-                )
-            })?;
-            if ack.id != id.get() {
-                continue;
-            }
-            let snapshot = ack
-                .snapshot
-                .map_err(|e| format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))?;
-            let bytes = weir_engine::snapshot::encode(&snapshot)
-                .map_err(|e| format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))?;
-            max_pause = max_pause.max(ack.pause_us);
-            if let Some(slot) = snapshots.get_mut(ack.shard) {
-                *slot = Some(bytes);
-            }
+        if self.uncommitted.take().is_some() {
+            self.counters.faults.clear(COMMIT_FAULT);
+            tracing::info!(checkpoint = info.id, "sink output committed after retrying");
         }
-        // Staged sink output must be durable before the manifest says it exists.
-        for file in &self.exactly_once_files {
-            transaction::sync_staged(file, id.get())
-                .map_err(|e| format!("checkpoint {}: syncing {}: {e}", id.get(), file.display()))?;
-        }
-        let mut writer = self.store.begin(id).map_err(|e| e.to_string())?;
-        let mut bytes = 0;
-        for (shard, blob) in snapshots.iter().enumerate() {
-            let blob = blob.as_deref().unwrap_or_default();
-            bytes += blob.len() as u64;
-            writer
-                .put_blob(&blob_name(shard), blob)
-                .map_err(|e| e.to_string())?;
-        }
-        let meta = CheckpointMeta {
-            nr_shards: n,
-            key_groups: self.config.processing.key_groups,
-            pipelines: self.config.pipelines.iter().map(|p| p.id.clone()).collect(),
-            generator_start_ms: self.generator_start_ms.clone(),
-        };
-        writer.commit(&meta).map_err(|e| e.to_string())?;
-        // The checkpoint is complete: only now may its output become visible.
-        for file in &self.exactly_once_files {
-            transaction::commit(file, id.get()).map_err(|e| {
-                format!(
-                    "checkpoint {}: committing {}: {e}",
-                    id.get(),
-                    file.display()
-                )
-            })?;
-        }
-        for c in &self.controls {
-            let _ = c.try_send(Control::Committed { id: id.get() });
-        }
-        let info = CheckpointInfo {
-            id: id.get(),
-            completed_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            duration: started.elapsed(),
-            bytes,
-            max_pause: Duration::from_micros(max_pause),
-        };
         tracing::debug!(
             checkpoint = info.id,
-            bytes,
+            bytes = info.bytes,
             duration_ms = info.duration.as_millis() as u64,
             "checkpoint complete"
         );
@@ -326,6 +355,127 @@ impl Coordinator {
                 h.pop_front();
             }
         }
+    }
+
+    /// Records that the commit of the complete checkpoint `info` failed: `/health`
+    /// reports it and it is retried with backoff.
+    fn commit_failed(&mut self, info: CheckpointInfo, reason: String) -> CheckpointError {
+        let backoff = self.uncommitted.as_ref().map_or(FIRST_COMMIT_BACKOFF, |u| {
+            (u.backoff * 2).min(MAX_COMMIT_BACKOFF)
+        });
+        if self.uncommitted.is_none() {
+            tracing::error!(checkpoint = info.id, error = %reason, "committing sink output failed; retrying");
+        }
+        self.counters.faults.raise(
+            COMMIT_FAULT,
+            Fault::Commit {
+                checkpoint: info.id,
+                reason: reason.clone(),
+            },
+        );
+        let error = CheckpointError::Uncommitted {
+            checkpoint: info.id,
+            reason: reason.clone(),
+        };
+        self.uncommitted = Some(Uncommitted {
+            info,
+            retry_at: Instant::now() + backoff,
+            backoff,
+            reason,
+        });
+        error
+    }
+
+    fn retry_commit(&mut self) {
+        let Some(u) = self.uncommitted.take() else {
+            return;
+        };
+        let info = u.info.clone();
+        // Put it back first, so that a failure doubles its backoff.
+        self.uncommitted = Some(u);
+        match self.commit_sinks(info.id) {
+            Ok(()) => {
+                self.counters.checkpoints_ok.fetch_add(1, Ordering::Relaxed);
+                self.committed(&info);
+            }
+            Err(reason) => {
+                let _ = self.commit_failed(info, reason);
+            }
+        }
+    }
+
+    fn try_take(&mut self) -> Result<CheckpointInfo, CheckpointError> {
+        let started = Instant::now();
+        let id = self.store.next_id().map_err(failed)?;
+        let n = self.controls.len();
+        for c in &self.controls {
+            c.send_timeout(Control::Checkpoint { id: id.get() }, Duration::from_secs(5))
+                .map_err(|_| failed("a shard does not take control requests"))?;
+        }
+        let mut snapshots: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut max_pause = 0;
+        let deadline = started + Duration::from_secs(120);
+        while snapshots.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ack = self.acks.recv_timeout(left).map_err(|_| {
+                failed(format!(
+                    "checkpoint {}: not every shard acknowledged in time",
+                    id.get()
+                ))
+            })?;
+            if ack.id != id.get() {
+                continue;
+            }
+            let snapshot = ack.snapshot.map_err(|e| {
+                failed(format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))
+            })?;
+            let bytes = weir_engine::snapshot::encode(&snapshot).map_err(|e| {
+                failed(format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))
+            })?;
+            max_pause = max_pause.max(ack.pause_us);
+            if let Some(slot) = snapshots.get_mut(ack.shard) {
+                *slot = Some(bytes);
+            }
+        }
+        // Staged sink output must be durable before the manifest says it exists.
+        for (file, _) in &self.exactly_once_files {
+            transaction::sync_staged(file, id.get()).map_err(|e| {
+                failed(format!(
+                    "checkpoint {}: syncing {}: {e}",
+                    id.get(),
+                    file.display()
+                ))
+            })?;
+        }
+        let mut writer = self.store.begin(id).map_err(failed)?;
+        let mut bytes = 0;
+        for (shard, blob) in snapshots.iter().enumerate() {
+            let blob = blob.as_deref().unwrap_or_default();
+            bytes += blob.len() as u64;
+            writer.put_blob(&blob_name(shard), blob).map_err(failed)?;
+        }
+        let meta = CheckpointMeta {
+            nr_shards: n,
+            key_groups: self.config.processing.key_groups,
+            pipelines: self.config.pipelines.iter().map(|p| p.id.clone()).collect(),
+            generator_start_ms: self.generator_start_ms.clone(),
+        };
+        writer.commit(&meta).map_err(failed)?;
+        let info = CheckpointInfo {
+            id: id.get(),
+            completed_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            duration: started.elapsed(),
+            bytes,
+            max_pause: Duration::from_micros(max_pause),
+        };
+        // The checkpoint is complete: only now may its output become visible, after
+        // that of every earlier one.
+        if let Err(reason) = self.commit_sinks(id.get()) {
+            return Err(self.commit_failed(info, reason));
+        }
+        self.committed(&info);
         Ok(info)
     }
 }

@@ -38,8 +38,30 @@ impl FileSink {
     }
 }
 
+/// Fails when the file open as `file` is no longer the one at `path`: removed (its link
+/// count is 0, or nothing is at `path`) or replaced (another inode is). Writing on would
+/// put lines where nobody reads them, so the sink stops and reports instead.
+fn check_still_at(file: &File, path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    let replaced = match std::fs::metadata(path) {
+        Ok(now) => now.dev() != open.dev() || now.ino() != open.ino(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e),
+    };
+    if open.nlink() == 0 || replaced {
+        return Err(std::io::Error::other(format!(
+            "{} was removed or replaced while weir was writing it; nothing more is written \
+             to it (put the file back, or restart weir to write a new one)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Appends `lines` to `file` (opening `path` for appending if it is not open yet) on
-/// glommio's blocking pool, then pauses `delay` (the testing aid of slow sinks).
+/// glommio's blocking pool, then pauses `delay` (the testing aid of slow sinks). A file
+/// removed or replaced under it is an error ([`check_still_at`]), never written.
 pub(crate) async fn append(
     file: &mut Option<File>,
     path: &std::path::Path,
@@ -51,9 +73,10 @@ pub(crate) async fn append(
         None => OpenOptions::new().create(true).append(true).open(path)?,
     };
     let buf = lines.to_vec();
+    let path = path.to_path_buf();
     let (f, result) = glommio::executor()
         .spawn_blocking(move || {
-            let r = f.write_all(&buf);
+            let r = check_still_at(&f, &path).and_then(|()| f.write_all(&buf));
             if !delay.is_zero() {
                 std::thread::sleep(delay);
             }

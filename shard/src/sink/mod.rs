@@ -20,6 +20,7 @@ pub use console::ConsoleSink;
 pub use file::FileSink;
 pub use transaction::StagedFileSink;
 
+use crate::metrics::Fault;
 use crate::source::LocalFuture;
 
 /// Failures in a row after which a sink's circuit opens.
@@ -64,9 +65,10 @@ impl Sink for BlackholeSink {
     }
 }
 
-/// Where a writer reports that its circuit is open: the shard's
-/// `sink_circuit_open` counter, which `/health` reads. It is set from inside the retry
-/// loop, while the shard stands still, so the admin thread sees it at once.
+/// Where a writer reports that its circuit is open: the shard's `sink_circuit_open`
+/// counter and a [`Fault::Sink`] naming the sink and its last error, which `/health`
+/// reads. It is set from inside the retry loop, while the shard stands still, so the
+/// admin thread sees it at once.
 #[derive(Debug, Clone)]
 pub struct CircuitFlag {
     counters: Arc<crate::metrics::Counters>,
@@ -79,9 +81,34 @@ impl CircuitFlag {
         Self { counters, shard }
     }
 
-    fn set(&self, open: bool) {
+    fn key(&self, sink: &str) -> String {
+        format!("sink/{}/{sink}", self.shard)
+    }
+
+    fn open(&self, sink: &str, error: &std::io::Error) {
         if let Some(c) = self.counters.shards.get(self.shard) {
-            c.sink_circuit_open.store(open, Ordering::Relaxed);
+            c.sink_circuit_open.store(true, Ordering::Relaxed);
+        }
+        self.counters.faults.raise(
+            &self.key(sink),
+            Fault::Sink {
+                shard: self.shard,
+                sink: sink.to_owned(),
+                reason: error.to_string(),
+            },
+        );
+    }
+
+    fn close(&self, sink: &str) {
+        self.counters.faults.clear(&self.key(sink));
+        let others = self
+            .counters
+            .faults
+            .current()
+            .iter()
+            .any(|f| matches!(f, Fault::Sink { shard, .. } if *shard == self.shard));
+        if !others && let Some(c) = self.counters.shards.get(self.shard) {
+            c.sink_circuit_open.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -150,17 +177,20 @@ impl SinkWriter {
                     self.buf.clear();
                     if self.failures >= CIRCUIT_OPEN_AFTER {
                         tracing::info!(sink = %self.sink.describe(), "sink recovered; circuit closed");
+                        self.circuit.close(&self.sink.describe());
                     }
                     self.failures = 0;
-                    self.circuit.set(false);
                     return true;
                 }
                 Err(e) => {
                     self.failures += 1;
                     if self.failures == CIRCUIT_OPEN_AFTER {
                         tracing::error!(sink = %self.sink.describe(), error = %e, "sink keeps failing; circuit open");
-                        self.circuit.set(true);
-                    } else if self.failures < CIRCUIT_OPEN_AFTER {
+                        self.circuit.open(&self.sink.describe(), &e);
+                    } else if self.failures > CIRCUIT_OPEN_AFTER {
+                        // Still open: keep the reason current (the disk may fill anew).
+                        self.circuit.open(&self.sink.describe(), &e);
+                    } else {
                         tracing::warn!(sink = %self.sink.describe(), error = %e, attempt = self.failures, "sink write failed; retrying");
                     }
                     if give_up.load(Ordering::Relaxed) && self.failures >= CIRCUIT_OPEN_AFTER {

@@ -9,9 +9,12 @@
 //!   sink file once `n`'s output was appended (line `0 <length>` records the file as
 //!   weir first found it).
 //!
-//! Commit of `n` (by the coordinator, only after the manifest of `n` is durable): append
-//! the staged files of `n` in shard order, fsync the file, append `n <length>` to
-//! `committed` and fsync it, then delete the staged files.
+//! Commit of `n` (by the coordinator, only after the manifest of `n` is durable): for
+//! every checkpoint up to `n` not committed yet, oldest first (a commit that failed, say
+//! on a full disk, is redone before any later one), append its staged files in shard
+//! order, fsync the file, append `<id> <length>` to `committed` and fsync it, then
+//! delete those staged files. A sink file shorter than what was committed, or replaced
+//! by another inode, is never written: the commit fails and says so.
 //!
 //! Repair on start, given the checkpoint `r` being restored: if `committed` reaches `r`,
 //! cut the file to the length recorded for `r` (undoing output of any later checkpoint
@@ -116,9 +119,70 @@ pub fn sync_staged(path: &Path, checkpoint: u64) -> std::io::Result<()> {
     sync_dir(&dir)
 }
 
-/// Appends the staged output of `checkpoint` (all shards, in order) to the sink file
-/// and records the commit. Runs on the coordinator thread, after the manifest.
-pub fn commit(path: &Path, checkpoint: u64) -> std::io::Result<()> {
+/// A file's identity: (device, inode).
+pub type FileId = (u64, u64);
+
+fn file_id(file: &File) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// The error for a sink file that no longer holds what weir committed to it.
+fn tampered(path: &Path, what: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{} {what}: it was truncated, removed or replaced while weir owns it. Nothing more \
+         is written to it; put the file back, or remove {} to start the file afresh",
+        path.display(),
+        staging_dir(path).display()
+    ))
+}
+
+/// Opens the sink file to append after `base` committed bytes, checking that it is the
+/// file weir committed to: at least `base` long, and (when `identity` is known) the
+/// same inode. A file that is not is never written: writing at `base` would leave a
+/// hole of zeros where the lost output was, or cut someone else's file.
+fn open_committed(path: &Path, base: u64, identity: Option<FileId>) -> std::io::Result<File> {
+    let target = if base == 0 {
+        open_target(path)?
+    } else {
+        match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(tampered(
+                    path,
+                    &format!("is gone, but weir committed {base} bytes to it"),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let len = target.metadata()?.len();
+    if len < base {
+        return Err(tampered(
+            path,
+            &format!("has {len} bytes, but weir committed {base} bytes to it"),
+        ));
+    }
+    if identity.is_some_and(|id| file_id(&target).ok() != Some(id)) {
+        return Err(tampered(
+            path,
+            "is another file than the one weir committed to",
+        ));
+    }
+    Ok(target)
+}
+
+/// Commits the staged output of every checkpoint up to `checkpoint` not committed yet,
+/// oldest first: appends each one's staged files (all shards, in order) to the sink
+/// file, fsyncs it, records the commit, and only then deletes those staged files. Runs
+/// on the coordinator thread, after the manifest of `checkpoint`.
+///
+/// So a commit that failed (a full disk) is redone by the next one, and no checkpoint's
+/// output is ever committed before an earlier one's. `identity` is the sink file's
+/// identity as last committed (learnt on the first commit); a file replaced since is an
+/// error, as is one shorter than what was committed.
+pub fn commit(path: &Path, checkpoint: u64, identity: &mut Option<FileId>) -> std::io::Result<()> {
     let dir = staging_dir(path);
     std::fs::create_dir_all(&dir)?;
     let mut commits = read_commits(&dir)?;
@@ -127,36 +191,50 @@ pub fn commit(path: &Path, checkpoint: u64) -> std::io::Result<()> {
         write_commits(&dir, &[(0, len)])?;
         commits.push((0, len));
     }
-    if commits.last().is_some_and(|&(id, _)| id >= checkpoint) {
+    let (last, base) = commits.last().copied().unwrap_or((0, 0));
+    if last >= checkpoint {
         return Ok(());
     }
-    let mut target = open_target(path)?;
-    let base = commits.last().map_or(0, |&(_, len)| len);
+    let mut target = open_committed(path, base, *identity)?;
+    *identity = Some(file_id(&target)?);
     target.set_len(base)?;
     target.seek(SeekFrom::Start(base))?;
-    let mut staged: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with(&format!("{checkpoint:020}-")) && n.ends_with(".staged")
-            })
-        })
+    let mut ids: Vec<u64> = staged_ids(&dir)?
+        .into_iter()
+        .filter(|&id| id > last && id <= checkpoint)
         .collect();
-    staged.sort();
-    for file in &staged {
-        let mut f = File::open(file)?;
-        std::io::copy(&mut f, &mut target)?;
-    }
-    target.sync_data()?;
-    let len = target.stream_position()?;
-    append_commit(&dir, checkpoint, len)?;
-    for file in staged {
-        let _ = std::fs::remove_file(file);
+    ids.push(checkpoint);
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let mut staged: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{id:020}-")) && n.ends_with(".staged"))
+            })
+            .collect();
+        staged.sort();
+        for file in &staged {
+            let mut f = File::open(file)?;
+            std::io::copy(&mut f, &mut target)?;
+        }
+        target.sync_data()?;
+        let len = target.stream_position()?;
+        append_commit(&dir, id, len)?;
+        for file in staged {
+            let _ = std::fs::remove_file(file);
+        }
     }
     Ok(())
 }
 
 /// Repairs a sink file for a restart from checkpoint `restored` (0 = none).
+///
+/// Fails, touching nothing, when the file holds less than the output of the
+/// checkpoints it keeps (it was truncated or removed while weir was stopped): cutting
+/// or appending at the recorded length would leave a hole of zeros.
 pub fn recover(path: &Path, restored: u64) -> std::io::Result<()> {
     let dir = staging_dir(path);
     std::fs::create_dir_all(&dir)?;
@@ -171,25 +249,14 @@ pub fn recover(path: &Path, restored: u64) -> std::io::Result<()> {
         // Keep the output of checkpoints up to `restored`, undo the rest.
         commits.retain(|&(id, _)| id <= restored);
         let len = commits.last().map_or(0, |&(_, len)| len);
-        let target = open_target(path)?;
+        let target = open_committed(path, len, None)?;
         target.set_len(len)?;
         target.sync_data()?;
         write_commits(&dir, &commits)?;
     } else {
         // Commits of completed checkpoints did not finish: redo them from staged files.
-        let mut ids: Vec<u64> = staged_ids(&dir)?
-            .into_iter()
-            .filter(|&id| id > last && id <= restored)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.last() != Some(&restored) {
-            ids.push(restored);
-        }
-        for id in ids {
-            tracing::info!(sink = %path.display(), checkpoint = id, "redoing an unfinished sink commit");
-            commit(path, id)?;
-        }
+        tracing::info!(sink = %path.display(), from = last, to = restored, "redoing unfinished sink commits");
+        commit(path, restored, &mut None)?;
     }
     // Whatever is left was emitted after the restored checkpoint: replay makes it again.
     for entry in std::fs::read_dir(&dir)? {
@@ -293,10 +360,10 @@ mod tests {
         let dir = staging_dir(&path);
         std::fs::write(staged_name(&dir, 1, 1), "b1\n")?;
         std::fs::write(staged_name(&dir, 1, 0), "a1\n")?;
-        commit(&path, 1)?;
+        commit(&path, 1, &mut None)?;
         assert_eq!(read(&path), "a1\nb1\n");
         std::fs::write(staged_name(&dir, 2, 0), "a2\n")?;
-        commit(&path, 2)?;
+        commit(&path, 2, &mut None)?;
         assert_eq!(read(&path), "a1\nb1\na2\n");
         // Falling back to checkpoint 1 removes checkpoint 2's output.
         recover(&path, 1)?;
@@ -311,7 +378,7 @@ mod tests {
         recover(&path, 0)?;
         let dir = staging_dir(&path);
         std::fs::write(staged_name(&dir, 1, 0), "x\n")?;
-        commit(&path, 1)?;
+        commit(&path, 1, &mut None)?;
         std::fs::write(staged_name(&dir, 2, 0), "y\n")?;
         std::fs::write(pending_name(&dir, 0), "after\n")?;
         // Half an append of checkpoint 2, then a crash before its commit record.

@@ -74,7 +74,7 @@ pub(crate) const fn max_payload(segment_len: usize) -> usize {
 
 /// Whether `pos` is where a frame header may sit.
 pub(crate) const fn is_frame_position(pos: usize) -> bool {
-    pos >= SEGMENT_HEADER_LEN && (pos - SEGMENT_HEADER_LEN) % PAYLOAD_ALIGN == 0
+    pos >= SEGMENT_HEADER_LEN && (pos - SEGMENT_HEADER_LEN).is_multiple_of(PAYLOAD_ALIGN)
 }
 
 /// The checksum of the frame at log offset `offset` holding `payload`.

@@ -134,5 +134,5 @@ impl Default for LogOptions {
 
 /// Whether a segment of `len` bytes is one the log makes.
 pub(crate) const fn valid_segment_len(len: u64) -> bool {
-    len >= MIN_SEGMENT_BYTES && len <= MAX_SEGMENT_BYTES && len % MIN_SEGMENT_BYTES == 0
+    len >= MIN_SEGMENT_BYTES && len <= MAX_SEGMENT_BYTES && len.is_multiple_of(MIN_SEGMENT_BYTES)
 }

@@ -60,10 +60,11 @@ impl Log {
         options.validate()?;
         let existed = dir.is_dir();
         std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
-        if !existed && options.fsync.syncs() {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
+        if !existed
+            && options.fsync.syncs()
+            && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            sync_dir(parent)?;
         }
         let lock = DirLock::acquire(dir)?;
         let recovered = recovery::recover(dir, &options)?;
@@ -258,11 +259,10 @@ impl Log {
             .retiring
             .as_ref()
             .is_some_and(|r| block || r.is_finished())
+            && let Some(retiring) = self.retiring.take()
         {
-            if let Some(retiring) = self.retiring.take() {
-                let retired = retiring.wait()?;
-                self.keep(retired);
-            }
+            let retired = retiring.wait()?;
+            self.keep(retired);
         }
         Ok(())
     }
@@ -364,15 +364,15 @@ impl Drop for Log {
         // The helper thread must not outlive the log: it would race a reopen
         // of the same folder. What it made is an empty segment, which the next
         // open deletes.
-        if let Some(prepared) = self.prepared.take() {
-            if let Err(e) = prepared.wait() {
-                tracing::debug!(error = %e, "preparing the next segment failed at close");
-            }
+        if let Some(prepared) = self.prepared.take()
+            && let Err(e) = prepared.wait()
+        {
+            tracing::debug!(error = %e, "preparing the next segment failed at close");
         }
-        if let Some(retiring) = self.retiring.take() {
-            if let Err(e) = retiring.wait() {
-                tracing::debug!(error = %e, "retiring truncated segments failed at close");
-            }
+        if let Some(retiring) = self.retiring.take()
+            && let Err(e) = retiring.wait()
+        {
+            tracing::debug!(error = %e, "retiring truncated segments failed at close");
         }
     }
 }

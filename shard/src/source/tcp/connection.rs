@@ -112,10 +112,10 @@ impl Ingest {
         if self.close.is_some() {
             return;
         }
-        if let Line::Complete(bytes) = line {
-            if bytes.trim_ascii().is_empty() {
-                return;
-            }
+        if let Line::Complete(bytes) = line
+            && bytes.trim_ascii().is_empty()
+        {
+            return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;

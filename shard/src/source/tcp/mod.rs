@@ -45,6 +45,7 @@ mod lines;
 mod listener;
 mod notify;
 mod partition;
+pub mod port;
 mod protocol;
 mod record;
 mod registry;
@@ -290,11 +291,11 @@ impl Source for TcpSource {
             }
             let shared = Rc::clone(&self.shared);
             let mut st = shared.state.borrow_mut();
-            if let Some(why) = st.failed.clone() {
-                if !self.failure_reported {
-                    self.failure_reported = true;
-                    return Err(SourceError(format!("tcp source: {why}")));
-                }
+            if let Some(why) = st.failed.clone()
+                && !self.failure_reported
+            {
+                self.failure_reported = true;
+                return Err(SourceError(format!("tcp source: {why}")));
             }
             let was_backlogged = st.backlogged();
             let n = st.parts.len();
@@ -373,10 +374,10 @@ impl Source for TcpSource {
         let mut st = self.shared.state.borrow_mut();
         let mut error = None;
         for &(partition, offset) in positions {
-            if let Some(part) = st.parts.iter_mut().find(|p| p.id == partition) {
-                if let Err(e) = part.commit(LogOffset::new(offset.0), now) {
-                    error.get_or_insert(format!("append log of partition {}: {e}", partition.0));
-                }
+            if let Some(part) = st.parts.iter_mut().find(|p| p.id == partition)
+                && let Err(e) = part.commit(LogOffset::new(offset.0), now)
+            {
+                error.get_or_insert(format!("append log of partition {}: {e}", partition.0));
             }
         }
         if let Some(why) = error {

@@ -290,13 +290,13 @@ impl PartitionLog {
 
     /// Runs a pending truncation whose commit marker is durable.
     pub fn after_durable(&mut self) -> weir_storage::Result<()> {
-        if let Some((before, marker)) = self.pending_truncate {
-            if self.log.is_durable(marker) {
-                self.pending_truncate = None;
-                let removed = self.log.truncate_before_in_background(before)?;
-                if removed > 0 {
-                    tracing::debug!(partition = self.id.0, removed, "truncated TCP source log");
-                }
+        if let Some((before, marker)) = self.pending_truncate
+            && self.log.is_durable(marker)
+        {
+            self.pending_truncate = None;
+            let removed = self.log.truncate_before_in_background(before)?;
+            if removed > 0 {
+                tracing::debug!(partition = self.id.0, removed, "truncated TCP source log");
             }
         }
         Ok(())

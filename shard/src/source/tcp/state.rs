@@ -66,6 +66,16 @@ pub(crate) struct State {
     pub blocked: bool,
     /// Spent batch buffers.
     pub pool: Vec<Vec<u8>>,
+    /// Where a failure is reported for `/health`.
+    faults: FaultReport,
+}
+
+/// Raises the source's fault in the runtime's [`crate::metrics::Faults`].
+#[derive(Debug)]
+struct FaultReport {
+    counters: Arc<Counters>,
+    pipeline: String,
+    shard: usize,
 }
 
 impl State {
@@ -145,6 +155,17 @@ impl State {
     /// Records a failed log: connections are told and closed, nothing more is acked.
     pub fn fail(&mut self, why: String) {
         tracing::error!(error = %why, "TCP source log failed; no more events are accepted");
+        if self.failed.is_none() {
+            let f = &self.faults;
+            f.counters.faults.raise(
+                &format!("source/{}/{}", f.pipeline, f.shard),
+                crate::metrics::Fault::Source {
+                    pipeline: f.pipeline.clone(),
+                    shard: f.shard,
+                    reason: format!("the TCP source cannot store events: {why}"),
+                },
+            );
+        }
         self.failed.get_or_insert(why);
         self.inflight.clear();
     }
@@ -191,6 +212,11 @@ impl Shared {
         counters: Arc<Counters>,
         parts: Vec<PartitionLog>,
     ) -> Self {
+        let faults = FaultReport {
+            counters: Arc::clone(&counters),
+            pipeline: pipeline.clone(),
+            shard,
+        };
         Self {
             pipeline,
             pipeline_index,
@@ -209,6 +235,7 @@ impl Shared {
                 closed: false,
                 blocked: false,
                 pool: Vec::new(),
+                faults,
             }),
             next_id: Cell::new(1),
         }

@@ -1,0 +1,226 @@
+//! Building a shard's pipelines: its share of each pipeline's source partitions, its
+//! sinks, and its share of the restored checkpoint (source positions, window state).
+//!
+//! Errors name the config key they come from (`pipelines[0].sinks[1]: …`), so that a
+//! start-up that fails tells the user what to change.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use weir_config::Source as SourceSpec;
+use weir_engine::{
+    EventDecoder, KeyGroupMap, Output, PartitionClock, PartitionId, ResultEncoder, SourceId,
+    WatermarkTracker, WindowOperator,
+};
+
+use crate::error::{Error, Result};
+use crate::extensions::{Extensions, SourceContext};
+use crate::pipeline::{PartitionState, ShardPipeline, agg_spec, open_sink};
+use crate::shard::{ShardSetup, now_ms};
+use crate::source::{self, FileSource, GeneratorSource, Source, SourceOutput};
+use crate::{checkpoint, shard, sink};
+
+/// Builds shard `setup.shard`'s part of every pipeline.
+pub(crate) fn build_pipelines(
+    setup: &ShardSetup,
+    files: &[Vec<PathBuf>],
+    generator_start: &[Option<i64>],
+    restore: &checkpoint::Restore,
+    extensions: &Extensions,
+) -> Result<Vec<ShardPipeline>> {
+    let config = &setup.config;
+    let nr_shards = setup.outboxes.len();
+    let shard = setup.shard;
+    let now = now_ms();
+    let mut out = Vec::with_capacity(config.pipelines.len());
+    for (index, spec) in config.pipelines.iter().enumerate() {
+        let agg = agg_spec(spec);
+        let needs_value = spec.aggregates.iter().any(|a| a.needs_value());
+        let decoder = EventDecoder::new(&spec.event, needs_value);
+        let source: Option<Box<dyn Source>> = match &spec.source {
+            SourceSpec::Generator(g) => {
+                let owned: Vec<PartitionId> = (0..g.partitions)
+                    .filter(|p| *p as usize % nr_shards == shard)
+                    .map(PartitionId)
+                    .collect();
+                let start = generator_start
+                    .get(index)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(now as i64);
+                Some(Box::new(GeneratorSource::new(g, &owned, start)))
+            }
+            SourceSpec::File(f) => {
+                let owned = files[index]
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % nr_shards == shard)
+                    .map(|(i, path)| (PartitionId(i as u32), path.clone()))
+                    .collect();
+                Some(Box::new(FileSource::new(f, owned)))
+            }
+            SourceSpec::Custom(_) => None,
+            SourceSpec::Tcp(t) => Some(Box::new(
+                source::TcpSource::open(source::tcp::TcpSourceConfig {
+                    pipeline: &spec.id,
+                    pipeline_index: index,
+                    spec: t,
+                    storage: &config.storage,
+                    data_dir: &config.data_dir,
+                    shard,
+                    nr_shards,
+                    decoder: decoder.clone(),
+                    counters: Arc::clone(&setup.counters),
+                })
+                .map_err(|e| Error::Start {
+                    key: format!("pipelines[{index}].source"),
+                    reason: e.to_string(),
+                })?,
+            )),
+        };
+        let source = match (&spec.source, source) {
+            (SourceSpec::Custom(c), _) => {
+                let owned: Vec<PartitionId> = (0..c.partitions)
+                    .filter(|p| *p as usize % nr_shards == shard)
+                    .map(PartitionId)
+                    .collect();
+                let cx = SourceContext {
+                    pipeline: &spec.id,
+                    shard,
+                    partitions: &owned,
+                    options: &c.options,
+                };
+                Some(
+                    extensions
+                        .make_source(&c.name, &cx)
+                        .map_err(|reason| Error::Start {
+                            key: format!("pipelines[{index}].source"),
+                            reason,
+                        })?,
+                )
+            }
+            (_, source) => source,
+        };
+        let partitions: Vec<PartitionState> = source
+            .as_ref()
+            .map(|s| s.partitions())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| PartitionState {
+                id,
+                clock: PartitionClock::new(
+                    spec.watermark.delay_ms,
+                    spec.watermark.idle_timeout_ms,
+                    now,
+                ),
+                finished: false,
+                lowest_since: now,
+                aligned_out: false,
+            })
+            .collect();
+        let counters = &setup.counters;
+        let circuit = sink::CircuitFlag::new(Arc::clone(counters), shard);
+        let start_error = |key: String, sink: &weir_config::Sink| {
+            let sink = sink.to_string();
+            move |e: std::io::Error| Error::Start {
+                key,
+                reason: format!("{sink}: {e}"),
+            }
+        };
+        let sinks = spec
+            .sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                open_sink(s, &spec.id, shard, extensions, circuit.clone())
+                    .map_err(start_error(format!("pipelines[{index}].sinks[{i}]"), s))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let late_sink = spec
+            .late_sink
+            .as_ref()
+            .map(|s| {
+                open_sink(s, &spec.id, shard, extensions, circuit.clone())
+                    .map_err(start_error(format!("pipelines[{index}].late_sink"), s))
+            })
+            .transpose()?;
+        let dl_path = config
+            .data_dir
+            .join("dead-letter")
+            .join(format!("{}.jsonl", spec.id));
+        let dead_letter = sink::SinkWriter::new(
+            Box::new(
+                sink::FileSink::open(&dl_path, 0).map_err(|source| Error::Io {
+                    path: dl_path.clone(),
+                    source,
+                })?,
+            ),
+            circuit,
+        );
+        let nr_parts = partitions.len();
+        // Restore: seek owned partitions, resume their clocks, and take the window
+        // state of the key groups this shard owns from every old shard's snapshot.
+        let mut source = source;
+        let mut partitions = partitions;
+        let positions = restore.positions(&spec.id);
+        for part in &mut partitions {
+            if let Some(&(offset, max_time)) = positions.get(&part.id.0) {
+                if let Some(s) = source.as_mut() {
+                    s.seek(part.id, weir_engine::Offset(offset))
+                        .map_err(|e| Error::Start {
+                            key: format!("pipelines[{index}].source"),
+                            reason: format!("cannot resume partition {}: {e}", part.id.0),
+                        })?;
+                }
+                part.clock.restore_max_time(max_time);
+            }
+        }
+        let restoring = Instant::now();
+        let mut op = WindowOperator::new(&spec.window, agg.clone());
+        let map = KeyGroupMap::new(config.processing.key_groups, nr_shards as u32);
+        let mut mine = |k: &weir_engine::Key| map.shard_of_hash(k.hash()) as usize == shard;
+        for old in &restore.shards {
+            for p in old.pipelines.iter().filter(|p| p.id == spec.id) {
+                op.restore(&p.operator, &mut mine);
+            }
+        }
+        if restore.id > 0 {
+            tracing::info!(
+                shard,
+                pipeline = %spec.id,
+                windows = op.window_count(),
+                ms = restoring.elapsed().as_millis() as u64,
+                "window state restored"
+            );
+        }
+        out.push(ShardPipeline {
+            index,
+            spec: spec.clone(),
+            map: KeyGroupMap::new(config.processing.key_groups, nr_shards as u32),
+            shard,
+            source,
+            source_out: SourceOutput::new(decoder, SourceId(index as u32)),
+            partitions,
+            source_tracker: WatermarkTracker::new(nr_parts, spec.watermark.max_idle_lag_ms),
+            sent_watermark: shard::NOTHING_SENT,
+            outgoing: (0..nr_shards).map(|_| Vec::new()).collect(),
+            outgoing_since: vec![0; nr_shards],
+            op,
+            op_tracker: WatermarkTracker::new(nr_shards, spec.watermark.max_idle_lag_ms),
+            output: Output::default(),
+            encoder: ResultEncoder::new(&spec.id, agg),
+            sinks,
+            late_sink,
+            dead_letter,
+            running: true,
+            latency_us: Histogram::new(3).map_err(|e| Error::Shard {
+                shard,
+                reason: e.to_string(),
+            })?,
+            counters: Arc::clone(counters),
+        });
+    }
+    Ok(out)
+}
