@@ -62,11 +62,18 @@ fn check_still_at(file: &File, path: &std::path::Path) -> std::io::Result<()> {
 /// Appends `lines` to `file` (opening `path` for appending if it is not open yet) on
 /// glommio's blocking pool, then pauses `delay` (the testing aid of slow sinks). A file
 /// removed or replaced under it is an error ([`check_still_at`]), never written.
+///
+/// `owned_len` is for a file this writer alone appends to (an exactly-once sink's
+/// pending file), with the length it has written so far: a write that fails half way
+/// (a full disk) is cut off again, and the file is cut back to that length before each
+/// write, so a retried write never repeats a line. A file shared by shards (an
+/// at-least-once sink) passes `None`: cutting it could cut another shard's lines.
 pub(crate) async fn append(
     file: &mut Option<File>,
     path: &std::path::Path,
     lines: &[u8],
     delay: Duration,
+    owned_len: Option<&mut u64>,
 ) -> std::io::Result<()> {
     let mut f = match file.take() {
         Some(f) => f,
@@ -74,9 +81,22 @@ pub(crate) async fn append(
     };
     let buf = lines.to_vec();
     let path = path.to_path_buf();
+    let expect = owned_len.as_deref().copied();
     let (f, result) = glommio::executor()
         .spawn_blocking(move || {
-            let r = check_still_at(&f, &path).and_then(|()| f.write_all(&buf));
+            let r = check_still_at(&f, &path).and_then(|()| {
+                if let Some(len) = expect
+                    && f.metadata()?.len() != len
+                {
+                    f.set_len(len)?;
+                }
+                let r = f.write_all(&buf);
+                if let (Err(_), Some(len)) = (&r, expect) {
+                    // Undo what part of it went; if this fails too, the next write does.
+                    let _ = f.set_len(len);
+                }
+                r
+            });
             if !delay.is_zero() {
                 std::thread::sleep(delay);
             }
@@ -84,6 +104,11 @@ pub(crate) async fn append(
         })
         .await;
     *file = Some(f);
+    if result.is_ok()
+        && let Some(len) = owned_len
+    {
+        *len += lines.len() as u64;
+    }
     result
 }
 
@@ -93,7 +118,7 @@ impl Sink for FileSink {
     }
 
     fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>> {
-        Box::pin(async move { append(&mut self.file, &self.path, lines, self.delay).await })
+        Box::pin(async move { append(&mut self.file, &self.path, lines, self.delay, None).await })
     }
 
     fn sync(&mut self) -> LocalFuture<'_, std::io::Result<()>> {

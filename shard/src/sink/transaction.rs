@@ -290,6 +290,8 @@ pub struct StagedFileSink {
     dir: PathBuf,
     shard: usize,
     file: Option<File>,
+    /// Bytes in the pending file (this shard alone writes it).
+    pending_len: u64,
     delay: std::time::Duration,
 }
 
@@ -304,6 +306,7 @@ impl StagedFileSink {
             dir,
             shard,
             file: None,
+            pending_len: 0,
             delay: std::time::Duration::from_millis(delay_ms),
         })
     }
@@ -317,7 +320,8 @@ impl Sink for StagedFileSink {
     fn write<'a>(&'a mut self, lines: &'a [u8]) -> LocalFuture<'a, std::io::Result<()>> {
         Box::pin(async move {
             let pending = pending_name(&self.dir, self.shard);
-            super::file::append(&mut self.file, &pending, lines, self.delay).await
+            let len = Some(&mut self.pending_len);
+            super::file::append(&mut self.file, &pending, lines, self.delay, len).await
         })
     }
 
@@ -328,6 +332,7 @@ impl Sink for StagedFileSink {
             drop(self.file.take());
             let pending = pending_name(&self.dir, self.shard);
             let staged = staged_name(&self.dir, checkpoint, self.shard);
+            let len = self.pending_len;
             glommio::executor()
                 .spawn_blocking(move || {
                     if !pending.exists() {
@@ -337,9 +342,17 @@ impl Sink for StagedFileSink {
                             .append(true)
                             .open(&pending)?;
                     }
+                    // Whatever a failed write left past what was written is not output.
+                    let f = OpenOptions::new().write(true).open(&pending)?;
+                    if f.metadata()?.len() != len {
+                        f.set_len(len)?;
+                    }
                     std::fs::rename(&pending, &staged)
                 })
-                .await
+                .await?;
+            // A fresh pending file starts with the next write.
+            self.pending_len = 0;
+            Ok(())
         })
     }
 }
