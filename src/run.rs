@@ -63,7 +63,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             );
             drop(admin);
             return Err(weir_shard::Error::ShutdownTimeout {
-                waited: asked.elapsed(),
+                waited: shutdown_timeout,
             }
             .into());
         }
