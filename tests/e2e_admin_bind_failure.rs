@@ -1,5 +1,6 @@
 //! An admin address that cannot be bound stops `weir run` with a non-zero exit and one
-//! message naming the config key, the address and the reason; no panic.
+//! message naming the config key, the address and the reason, before any shard starts
+//! (no checkpoint is written); no panic.
 
 mod admin_common;
 
@@ -46,6 +47,16 @@ metrics = "127.0.0.1:{}"
     );
     assert!(log.to_lowercase().contains("in use"), "the reason: {log}");
     assert!(!log.contains("panicked"), "{log}");
+    // It failed before the engine started: no shard ran, no checkpoint was written.
+    assert!(!log.contains("weir running"), "{log}");
+    assert!(!log.contains("final checkpoint"), "{log}");
+    assert!(
+        !dir.path().join("data/checkpoints").exists()
+            || std::fs::read_dir(dir.path().join("data/checkpoints"))?
+                .next()
+                .is_none(),
+        "{log}"
+    );
     drop(taken);
     Ok(())
 }

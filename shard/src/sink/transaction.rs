@@ -131,9 +131,8 @@ fn file_id(file: &File) -> std::io::Result<FileId> {
 /// The error for a sink file that no longer holds what weir committed to it.
 fn tampered(path: &Path, what: &str) -> std::io::Error {
     std::io::Error::other(format!(
-        "{} {what}: it was truncated, removed or replaced while weir owns it. Nothing more \
-         is written to it; put the file back, or remove {} to start the file afresh",
-        path.display(),
+        "the file {what}: it was truncated, removed or replaced while weir owns it. Nothing \
+         more is written to it; put the file back, or remove {} to start the file afresh",
         staging_dir(path).display()
     ))
 }
