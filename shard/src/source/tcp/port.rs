@@ -8,7 +8,12 @@
 //! TIME-WAIT) and make it fail although nobody listens, so a restart after a crash
 //! would be refused. Instead this reads the kernel's socket tables (`/proc/net/tcp`,
 //! `/proc/net/tcp6`) for a socket in the LISTEN state on the same port whose address
-//! is the same or a wildcard (or the asked address is one).
+//! is the same or a wildcard (or the asked address is one), and counts it only while a
+//! process holds it open. A listener of an engine killed a moment ago can outlive its
+//! process for a while (io_uring tears down its pending `accept` after the process has
+//! gone): no process holds it, it takes no new work, and it must not stop the restart.
+//! Where a process's open files cannot be read (another user's, without root), its
+//! sockets are assumed held.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -18,6 +23,7 @@ const LISTEN: &str = "0A";
 /// Whether a socket of this network namespace listens on `addr` (or on a wildcard
 /// address of its port, or, when `addr` is a wildcard, on any address of its port).
 pub fn someone_listens(addr: SocketAddr) -> std::io::Result<bool> {
+    let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = match std::fs::read_to_string(table) {
             Ok(t) => t,
@@ -25,11 +31,45 @@ pub fn someone_listens(addr: SocketAddr) -> std::io::Result<bool> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        if listeners(&text).any(|l| clashes(l, addr)) {
-            return Ok(true);
+        inodes.extend(
+            listeners(&text)
+                .filter(|(l, _)| clashes(*l, addr))
+                .map(|(_, inode)| inode),
+        );
+    }
+    if inodes.is_empty() {
+        return Ok(false);
+    }
+    Ok(held_by_a_process(&inodes))
+}
+
+/// Whether a process has one of these socket inodes open (or might: a process whose
+/// open files cannot be read counts as holding them).
+fn held_by_a_process(inodes: &[u64]) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for entry in procs.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        let fds = match std::fs::read_dir(entry.path().join("fd")) {
+            Ok(fds) => fds,
+            // The process ended meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return true,
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path())
+                && wanted.iter().any(|w| target.as_os_str() == w.as_str())
+            {
+                return true;
+            }
         }
     }
-    Ok(false)
+    false
 }
 
 fn clashes(listener: SocketAddr, addr: SocketAddr) -> bool {
@@ -39,13 +79,15 @@ fn clashes(listener: SocketAddr, addr: SocketAddr) -> bool {
             || addr.ip().is_unspecified())
 }
 
-/// The local addresses of the LISTEN sockets of one table.
-fn listeners(text: &str) -> impl Iterator<Item = SocketAddr> + '_ {
+/// The local addresses and inodes of the LISTEN sockets of one table.
+fn listeners(text: &str) -> impl Iterator<Item = (SocketAddr, u64)> + '_ {
     text.lines().skip(1).filter_map(|line| {
-        let mut fields = line.split_whitespace();
-        let local = fields.nth(1)?;
-        let state = fields.nth(1)?;
-        (state == LISTEN).then(|| parse_local(local)).flatten()
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+        if *state != LISTEN {
+            return None;
+        }
+        Some((parse_local(local)?, inode.parse().ok()?))
     })
 }
 
