@@ -26,11 +26,20 @@ pub enum InputState {
 
 /// Bounded out-of-orderness and idleness of one source partition. Times are ms; `now` is
 /// the processing-time clock of the caller.
+///
+/// Event times are observed as they are read but count towards the watermark only from
+/// the next cut point on ([`PartitionClock::cut`]): the runtime cuts a partition every
+/// `batch_size` records from its start (and where it has been read to its end), so
+/// that the watermark, and with it every lateness decision, is a function of the
+/// partition's records, not of how reads happened to fall.
 #[derive(Debug, Clone)]
 pub struct PartitionClock {
     delay: i64,
     idle_timeout: u64,
+    /// The largest event time up to the last cut point: what the watermark covers.
     max_time: i64,
+    /// The largest event time read since the last cut point.
+    pending_max: i64,
     last_activity: u64,
     idle: bool,
     finished: bool,
@@ -43,20 +52,26 @@ impl PartitionClock {
             delay: i64::try_from(delay_ms).unwrap_or(i64::MAX),
             idle_timeout: idle_timeout_ms,
             max_time: i64::MIN,
+            pending_max: i64::MIN,
             last_activity: now,
             idle: false,
             finished: false,
         }
     }
 
-    /// An event with time `ts` was read at `now`.
+    /// An event with time `ts` was read at `now`; it counts from the next cut on.
     #[inline]
     pub fn observe(&mut self, ts: i64, now: u64) {
-        if ts > self.max_time {
-            self.max_time = ts;
+        if ts > self.pending_max {
+            self.pending_max = ts;
         }
         self.last_activity = now;
         self.idle = false;
+    }
+
+    /// A cut point: every event read so far now counts towards the watermark.
+    pub fn cut(&mut self) {
+        self.max_time = self.max_time.max(self.pending_max);
     }
 
     /// The partition was polled at `now` and had nothing; it may become idle.
@@ -78,14 +93,21 @@ impl PartitionClock {
         self.finished = true;
     }
 
-    /// Restores the largest event time seen (from a checkpoint).
-    pub fn restore_max_time(&mut self, max_time: i64) {
+    /// Restores the largest event times from a checkpoint: up to the last cut point,
+    /// and read since it.
+    pub fn restore(&mut self, max_time: i64, pending_max: i64) {
         self.max_time = self.max_time.max(max_time);
+        self.pending_max = self.pending_max.max(pending_max);
     }
 
-    /// The largest event time seen.
+    /// The largest event time up to the last cut point (what the watermark covers).
     pub fn max_time(&self) -> i64 {
         self.max_time
+    }
+
+    /// The largest event time read since the last cut point.
+    pub fn pending_max(&self) -> i64 {
+        self.pending_max
     }
 
     /// The partition's watermark: `max time − delay`.
@@ -245,6 +267,7 @@ mod tests {
     fn a_partition_goes_idle_only_when_polled_empty_long_enough() {
         let mut c = PartitionClock::new(100, 1000, 0);
         c.observe(5000, 0);
+        c.cut();
         assert_eq!(c.watermark(), Watermark(4900));
         c.held_back(2000);
         assert!(!c.is_idle());
@@ -254,5 +277,23 @@ mod tests {
         assert!(c.is_idle());
         c.observe(5001, 3001);
         assert!(!c.is_idle());
+    }
+
+    #[test]
+    fn events_count_towards_the_watermark_from_the_next_cut_on() {
+        let mut c = PartitionClock::new(0, 1000, 0);
+        assert_eq!(c.watermark(), Watermark::MIN);
+        c.observe(70, 0);
+        c.observe(90, 0);
+        assert_eq!(c.watermark(), Watermark::MIN, "not before the cut");
+        c.cut();
+        assert_eq!(c.watermark(), Watermark(90));
+        c.observe(200, 0);
+        assert_eq!((c.max_time(), c.pending_max()), (90, 200));
+        let mut restored = PartitionClock::new(0, 1000, 0);
+        restored.restore(c.max_time(), c.pending_max());
+        assert_eq!(restored.watermark(), Watermark(90));
+        restored.cut();
+        assert_eq!(restored.watermark(), Watermark(200));
     }
 }

@@ -118,6 +118,8 @@ pub(crate) fn build_pipelines(
                 finished: false,
                 lowest_since: now,
                 aligned_out: false,
+                records: 0,
+                last_cut: 0,
             })
             .collect();
         let counters = &setup.counters;
@@ -166,15 +168,17 @@ pub(crate) fn build_pipelines(
         let mut partitions = partitions;
         let positions = restore.positions(&spec.id);
         for part in &mut partitions {
-            if let Some(&(offset, max_time)) = positions.get(&part.id.0) {
+            if let Some(pos) = positions.get(&part.id.0) {
                 if let Some(s) = source.as_mut() {
-                    s.seek(part.id, weir_engine::Offset(offset))
+                    s.seek(part.id, weir_engine::Offset(pos.offset))
                         .map_err(|e| Error::Start {
                             key: format!("pipelines[{index}].source"),
                             reason: format!("cannot resume partition {}: {e}", part.id.0),
                         })?;
                 }
-                part.clock.restore_max_time(max_time);
+                part.clock.restore(pos.max_time, pos.pending_max);
+                part.records = pos.records;
+                part.last_cut = pos.records;
             }
         }
         let restoring = Instant::now();

@@ -27,6 +27,27 @@ pub(crate) struct PartitionState {
     pub lowest_since: u64,
     /// Held back by watermark alignment.
     pub aligned_out: bool,
+    /// Records read from the partition since its start (kept in checkpoints).
+    pub records: u64,
+    /// `records` when the partition was last cut.
+    pub last_cut: u64,
+}
+
+impl PartitionState {
+    /// How many records the partition may give before its next cut point.
+    pub fn room(&self, batch: u64) -> usize {
+        usize::try_from(batch - self.records % batch).unwrap_or(usize::MAX)
+    }
+
+    /// After a poll: a partition that reached a cut point (every `batch` records from
+    /// its start) or was read to its end (`caught_up`) lets what it read count towards
+    /// its watermark.
+    pub fn after_poll(&mut self, batch: u64, caught_up: bool) {
+        if self.records / batch != self.last_cut / batch || caught_up {
+            self.clock.cut();
+            self.last_cut = self.records;
+        }
+    }
 }
 
 /// A pipeline on one shard.

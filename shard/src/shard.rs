@@ -293,6 +293,9 @@ impl Shard {
         };
         pl.source_out.clear();
         pl.source_out.now_ms = now as i64;
+        let cut_every = batch as u64;
+        pl.source_out
+            .set_rooms(pl.partitions.iter().map(|s| (s.id, s.room(cut_every))));
         if let Err(e) = source.poll(batch, &mut pl.source_out).await {
             tracing::warn!(pipeline = %pl.spec.id, error = %e, "source poll failed; retrying");
         }
@@ -309,6 +312,17 @@ impl Shard {
                 now,
                 now_ns,
             );
+            for (id, _, _) in &pl.source_out.invalid {
+                if let Some(s) = pl.partitions.iter_mut().find(|s| s.id == id.partition) {
+                    s.records += 1;
+                }
+            }
+            // Cut points: every `batch` records of a partition, and where a partition
+            // has been read to its current end.
+            for s in &mut pl.partitions {
+                let caught_up = pl.source_out.empty.contains(&s.id);
+                s.after_poll(cut_every, caught_up);
+            }
             for part in pl.source_out.empty.drain(..) {
                 if let Some(s) = pl.partitions.iter_mut().find(|s| s.id == part) {
                     s.clock.polled_empty(now);
@@ -317,6 +331,7 @@ impl Shard {
             for part in pl.source_out.finished.drain(..) {
                 if let Some(s) = pl.partitions.iter_mut().find(|s| s.id == part) {
                     s.finished = true;
+                    s.clock.cut();
                     s.clock.finish();
                 }
             }
@@ -438,21 +453,28 @@ impl Shard {
             .pipelines
             .iter()
             .map(|pl| {
-                let max_time = |p: PartitionId| {
+                let clock = |p: PartitionId| {
                     pl.partitions
                         .iter()
                         .find(|s| s.id == p)
-                        .map_or(i64::MIN, |s| s.clock.max_time())
+                        .map_or((i64::MIN, 0, i64::MIN), |s| {
+                            (s.clock.max_time(), s.records, s.clock.pending_max())
+                        })
                 };
                 pl.source
                     .as_ref()
                     .map(|s| s.positions())
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|(p, o)| PositionEntry {
-                        partition: p.0,
-                        offset: o.0,
-                        max_time: max_time(p),
+                    .map(|(p, o)| {
+                        let (max_time, records, pending_max) = clock(p);
+                        PositionEntry {
+                            partition: p.0,
+                            offset: o.0,
+                            max_time,
+                            records,
+                            pending_max,
+                        }
                     })
                     .collect()
             })
@@ -727,7 +749,7 @@ pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) 
 
 /// Routes a polled batch: each event moves to the buffer of the shard that owns its key
 /// (`bufs[own]` is this shard's own), and each partition's clock observes the newest
-/// time it read.
+/// time it read and its record count grows by what it gave.
 ///
 /// The loop has no branch that depends on an event: with keys spread over shards the
 /// destination is a coin toss, and a mispredicted branch per event cost more than the
@@ -751,23 +773,28 @@ fn route(
     // newest time in a register and hand it to the partition's clock when the run ends.
     let mut run: Option<(PartitionId, Option<usize>)> = None;
     let mut newest = i64::MIN;
+    let mut count = 0u64;
     let nr = bufs.len();
     for e in events.drain(..) {
         let part = e.id.partition;
         if run.is_none_or(|(id, _)| id != part) {
             if let Some((_, Some(i))) = run {
                 partitions[i].clock.observe(newest, now_ms);
+                partitions[i].records += count;
             }
             run = Some((part, partitions.iter().position(|s| s.id == part)));
             newest = i64::MIN;
+            count = 0;
         }
         newest = newest.max(e.time.0);
+        count += 1;
         // `min` keeps the index in bounds without a branch (shards own every group).
         let dest = (map.shard_of_hash(e.key.hash()) as usize).min(nr - 1);
         bufs[dest].push(e);
     }
     if let Some((_, Some(i))) = run {
         partitions[i].clock.observe(newest, now_ms);
+        partitions[i].records += count;
     }
 }
 

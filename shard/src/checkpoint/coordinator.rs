@@ -459,6 +459,7 @@ impl Coordinator {
             key_groups: self.config.processing.key_groups,
             pipelines: self.config.pipelines.iter().map(|p| p.id.clone()).collect(),
             generator_start_ms: self.generator_start_ms.clone(),
+            snapshot_format: super::SNAPSHOT_FORMAT,
         };
         writer.commit(&meta).map_err(failed)?;
         let info = CheckpointInfo {

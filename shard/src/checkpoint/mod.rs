@@ -39,8 +39,13 @@ pub struct PositionEntry {
     pub partition: u32,
     /// The offset of the next record to read.
     pub offset: u64,
-    /// The largest event time seen, so the watermark resumes where it was.
+    /// The largest event time up to the partition's last cut point, so the watermark
+    /// resumes where it was.
     pub max_time: i64,
+    /// Records read from the partition since its start: where its next cut point is.
+    pub records: u64,
+    /// The largest event time read since the last cut point (it counts from the next).
+    pub pending_max: i64,
 }
 
 /// One pipeline's part of a shard snapshot.
@@ -74,6 +79,18 @@ pub struct CheckpointMeta {
     pub pipelines: Vec<String>,
     /// Event time of the first generated event, per pipeline with a generator.
     pub generator_start_ms: Vec<Option<i64>>,
+    /// The layout of the shard snapshots ([`SNAPSHOT_FORMAT`]); checkpoints written
+    /// before it was recorded have none (format 1).
+    #[serde(default = "first_format")]
+    pub snapshot_format: u32,
+}
+
+/// The layout of the shard snapshots this build writes and reads: 2 added each
+/// partition's record count and pending event time ([`PositionEntry`]).
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
+fn first_format() -> u32 {
+    1
 }
 
 /// A shard's acknowledgement of a checkpoint.

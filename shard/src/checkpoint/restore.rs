@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use weir_config::Config;
 use weir_storage::{CheckpointStore, LoadedCheckpoint};
 
-use super::{CheckpointMeta, ShardSnapshot, blob_name};
+use super::{CheckpointMeta, PositionEntry, SNAPSHOT_FORMAT, ShardSnapshot, blob_name};
 use crate::error::{Error, Result};
 
 /// The decoded latest checkpoint, shared by every shard while it builds its pipelines.
@@ -34,6 +34,16 @@ impl Restore {
         let meta: CheckpointMeta = manifest.meta_as().map_err(|e| Error::Checkpoint {
             reason: format!("checkpoint {id}: bad metadata: {e}"),
         })?;
+        if meta.snapshot_format != SNAPSHOT_FORMAT {
+            return Err(Error::Checkpoint {
+                reason: format!(
+                    "checkpoint {id} has snapshot format {} but this weir reads format {SNAPSHOT_FORMAT}: \
+                     finish the input with the weir that wrote it, or remove {} to start afresh",
+                    meta.snapshot_format,
+                    config.data_dir.join("checkpoints").display()
+                ),
+            });
+        }
         if meta.key_groups != config.processing.key_groups {
             return Err(Error::Checkpoint {
                 reason: format!(
@@ -74,13 +84,13 @@ impl Restore {
         meta.generator_start_ms.get(i).copied().flatten()
     }
 
-    /// Positions (partition → (offset, max time)) of a pipeline over all old shards.
-    pub fn positions(&self, pipeline: &str) -> HashMap<u32, (u64, i64)> {
+    /// Positions of a pipeline's partitions over all old shards, by partition.
+    pub fn positions(&self, pipeline: &str) -> HashMap<u32, PositionEntry> {
         let mut out = HashMap::new();
         for s in &self.shards {
             for p in s.pipelines.iter().filter(|p| p.id == pipeline) {
                 for pos in &p.positions {
-                    out.insert(pos.partition, (pos.offset, pos.max_time));
+                    out.insert(pos.partition, pos.clone());
                 }
             }
         }

@@ -5,6 +5,9 @@
 //! `i mod shards`. A record's offset is the byte offset of its line, so a checkpoint
 //! resumes a file exactly where it stopped. Reads go through glommio (io_uring) in
 //! 256 KiB chunks at the current position: the shard thread never blocks on the disk.
+//! A poll gives out at most its room of records (up to the partition's next cut point);
+//! whole lines read beyond it wait in memory for the next poll, and a chunk is read
+//! only once they are all given out.
 //!
 //! With `follow = false` a file is finished at its end (a last line without a newline
 //! still counts). With `follow = true` it is never finished: at the end the partition is
@@ -54,8 +57,10 @@ struct FilePartition {
     file: Option<BufferedFile>,
     /// Offset of the first byte of `pending`.
     pos: u64,
-    /// Bytes read but not yet split into whole lines.
+    /// Bytes read; those from `consumed` on are not yet split into records.
     pending: Vec<u8>,
+    /// Bytes of `pending` already handled (whole lines given out or skipped).
+    consumed: usize,
     /// CSV column names (from the header line).
     header: Option<Vec<String>>,
     finished: bool,
@@ -86,6 +91,7 @@ impl FileSource {
                     file: None,
                     pos: 0,
                     pending: Vec::new(),
+                    consumed: 0,
                     header: None,
                     finished: false,
                     skipping: false,
@@ -106,83 +112,126 @@ fn csv_row(line: &[u8]) -> Option<Vec<String>> {
     Some(record.iter().map(|f| f.to_owned()).collect())
 }
 
-impl FilePartition {
-    /// Handles one whole line (without its newline) at `offset`.
-    fn line(&mut self, format: FileFormat, offset: u64, line: &[u8], out: &mut SourceOutput) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        match format {
-            FileFormat::Jsonl => out.json_line(self.id, Offset(offset), line),
-            FileFormat::Csv => {
-                let Some(row) = csv_row(line) else {
-                    out.bad(
-                        self.id,
-                        Offset(offset),
-                        line,
-                        Invalid {
-                            reason: InvalidReason::NotJson,
-                            message: "not a CSV record".into(),
-                        },
-                    );
-                    return;
-                };
-                match &self.header {
-                    None => self.header = Some(row),
-                    Some(header) => {
-                        let get = |name: &str| {
-                            header
-                                .iter()
-                                .position(|h| h.trim() == name)
-                                .and_then(|i| row.get(i))
-                                .map(String::as_str)
-                        };
-                        out.fields(self.id, Offset(offset), line, get);
-                    }
+/// Handles one whole line (without its newline) at `offset`; returns whether it was a
+/// record (an event or a bad record; not a blank line nor the CSV header).
+fn line(
+    id: PartitionId,
+    header: &mut Option<Vec<String>>,
+    format: FileFormat,
+    offset: u64,
+    line: &[u8],
+    out: &mut SourceOutput,
+) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return false;
+    }
+    match format {
+        FileFormat::Jsonl => out.json_line(id, Offset(offset), line),
+        FileFormat::Csv => {
+            let Some(row) = csv_row(line) else {
+                out.bad(
+                    id,
+                    Offset(offset),
+                    line,
+                    Invalid {
+                        reason: InvalidReason::NotJson,
+                        message: "not a CSV record".into(),
+                    },
+                );
+                return true;
+            };
+            match header {
+                None => {
+                    *header = Some(row);
+                    return false;
+                }
+                Some(header) => {
+                    let get = |name: &str| {
+                        header
+                            .iter()
+                            .position(|h| h.trim() == name)
+                            .and_then(|i| row.get(i))
+                            .map(String::as_str)
+                    };
+                    out.fields(id, Offset(offset), line, get);
                 }
             }
         }
     }
+    true
+}
 
-    /// Splits whole lines out of `pending`.
-    fn drain_lines(&mut self, format: FileFormat, out: &mut SourceOutput) {
-        let mut start = 0;
-        while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
-            let end = start + nl;
-            let line = self.pending[start..end].to_vec();
+impl FilePartition {
+    /// The offset of the next byte not yet handled: the partition's position.
+    fn position(&self) -> u64 {
+        self.pos + self.consumed as u64
+    }
+
+    /// Gives out up to `room` records from the whole lines in `pending`; returns how
+    /// many. Stops at the first line without its newline.
+    fn drain_lines(&mut self, format: FileFormat, room: usize, out: &mut SourceOutput) -> usize {
+        let mut given = 0;
+        while given < room {
+            let rest = &self.pending[self.consumed..];
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                break;
+            };
+            let offset = self.position();
+            let start = self.consumed;
+            self.consumed += nl + 1;
             if self.skipping {
                 self.skipping = false;
-            } else {
-                self.line(format, self.pos + start as u64, &line, out);
+                continue;
             }
-            start = end + 1;
+            let text = &self.pending[start..start + nl];
+            if line(self.id, &mut self.header, format, offset, text, out) {
+                given += 1;
+            }
         }
-        self.pending.drain(..start);
-        self.pos += start as u64;
-        if self.pending.len() > MAX_LINE_BYTES {
-            if !self.skipping {
-                let head = self.pending[..256].to_vec();
-                out.bad(
-                    self.id,
-                    Offset(self.pos),
-                    &head,
-                    Invalid {
-                        reason: InvalidReason::TooLong,
-                        message: format!("line longer than {MAX_LINE_BYTES} bytes"),
-                    },
-                );
-            }
-            self.skipping = true;
-            self.pos += self.pending.len() as u64;
-            self.pending.clear();
+        given
+    }
+
+    /// Drops the handled bytes of `pending` (before reading more).
+    fn compact(&mut self) {
+        if self.consumed > 0 {
+            self.pending.drain(..self.consumed);
+            self.pos += self.consumed as u64;
+            self.consumed = 0;
         }
     }
 
+    /// A line longer than [`MAX_LINE_BYTES`] is a bad record (its head shown) and the
+    /// rest of it is skipped; returns whether it was given out as one.
+    fn cut_overlong(&mut self, out: &mut SourceOutput) -> bool {
+        if self.pending.len() - self.consumed <= MAX_LINE_BYTES {
+            return false;
+        }
+        let was_skipping = self.skipping;
+        if !was_skipping {
+            let head = self.pending[self.consumed..self.consumed + 256].to_vec();
+            out.bad(
+                self.id,
+                Offset(self.position()),
+                &head,
+                Invalid {
+                    reason: InvalidReason::TooLong,
+                    message: format!("line longer than {MAX_LINE_BYTES} bytes"),
+                },
+            );
+        }
+        self.skipping = true;
+        self.consumed = self.pending.len();
+        !was_skipping
+    }
+
+    /// Reads up to `room` records: first the whole lines already read, then, while
+    /// there is room, the next chunk of the file.
     async fn poll(
         &mut self,
         format: FileFormat,
         follow: bool,
+        room: usize,
         out: &mut SourceOutput,
     ) -> Result<(), SourceError> {
         if self.finished {
@@ -202,7 +251,7 @@ impl FilePartition {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        if format == FileFormat::Csv && self.header.is_none() && self.pos > 0 {
+        if format == FileFormat::Csv && self.header.is_none() && self.position() > 0 {
             // Resumed past the header: read it again from the start of the file.
             let head = file
                 .read_at(0, CHUNK_BYTES)
@@ -212,6 +261,15 @@ impl FilePartition {
             let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
             self.header = csv_row(line);
         }
+        let mut given = self.drain_lines(format, room, out);
+        if given >= room {
+            return Ok(());
+        }
+        // Every whole line read is given out: read on.
+        self.compact();
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
         let at = self.pos + self.pending.len() as u64;
         let chunk = file
             .read_at(at, CHUNK_BYTES)
@@ -219,21 +277,28 @@ impl FilePartition {
             .map_err(|e| SourceError(format!("{}: {e}", self.path.display())))?;
         if chunk.is_empty() {
             if follow {
-                out.empty(self.id);
-            } else {
-                if !self.pending.is_empty() && !self.skipping {
-                    let last = std::mem::take(&mut self.pending);
-                    self.line(format, self.pos, &last, out);
-                    self.pos += last.len() as u64;
+                if given == 0 {
+                    out.empty(self.id);
                 }
-                self.pending.clear();
-                self.finished = true;
-                out.finished(self.id);
+                return Ok(());
             }
+            // The end of the file: a last line without its newline still counts.
+            if !self.pending.is_empty() && !self.skipping {
+                let last = std::mem::take(&mut self.pending);
+                line(self.id, &mut self.header, format, self.pos, &last, out);
+                self.pos += last.len() as u64;
+            }
+            self.pending.clear();
+            self.finished = true;
+            out.finished(self.id);
             return Ok(());
         }
         self.pending.extend_from_slice(&chunk);
-        self.drain_lines(format, out);
+        given += self.drain_lines(format, room - given, out);
+        if given < room && self.cut_overlong(out) {
+            given += 1;
+        }
+        let _ = given;
         Ok(())
     }
 }
@@ -249,7 +314,7 @@ impl Source for FileSource {
 
     fn poll<'a>(
         &'a mut self,
-        _max: usize,
+        max: usize,
         out: &'a mut SourceOutput,
     ) -> LocalFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
@@ -265,7 +330,10 @@ impl Source for FileSource {
                 if part.finished || part.paused {
                     continue;
                 }
-                return part.poll(self.spec.format, self.spec.follow, out).await;
+                let room = max.min(out.room(part.id));
+                return part
+                    .poll(self.spec.format, self.spec.follow, room, out)
+                    .await;
             }
             for p in self.partitions.iter().filter(|p| p.finished) {
                 out.finished(p.id);
@@ -283,7 +351,7 @@ impl Source for FileSource {
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
         self.partitions
             .iter()
-            .map(|p| (p.id, Offset(p.pos)))
+            .map(|p| (p.id, Offset(p.position())))
             .collect()
     }
 
@@ -295,10 +363,127 @@ impl Source for FileSource {
             .ok_or_else(|| SourceError(format!("no file partition {}", partition.0)))?;
         part.pos = next.0;
         part.pending.clear();
+        part.consumed = 0;
         part.finished = false;
         part.skipping = false;
         // A CSV header is read again from the start of the file on the next poll.
         part.header = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use weir_config::{EventFields, TimeField};
+    use weir_engine::{EventDecoder, SourceId};
+
+    /// Polls `source` once under a fresh output with `room` for partition 0.
+    async fn poll_once(source: &mut FileSource, max: usize, room: usize) -> SourceOutput {
+        let fields = EventFields {
+            key: "key".into(),
+            time: TimeField::Field("ts".into()),
+            value: "value".into(),
+        };
+        let mut out = SourceOutput::new(EventDecoder::new(&fields, false), SourceId(0));
+        out.set_rooms([(PartitionId(0), room)]);
+        let _ = source.poll(max, &mut out).await;
+        out
+    }
+
+    /// Offsets of the records of `out`, events and bad records, in order.
+    fn offsets(out: &SourceOutput) -> Vec<u64> {
+        let mut all: Vec<u64> = out
+            .events
+            .iter()
+            .map(|e| e.id.offset.0)
+            .chain(out.invalid.iter().map(|(id, _, _)| id.offset.0))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    fn line_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => (0u32..50, 0i64..1000).prop_map(|(k, t)| format!(r#"{{"key":"k{k}","ts":{t}}}"#)),
+            1 => Just(String::new()),
+            1 => Just("not json".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// A poll never gives more than `max` or the partition's room, every record is
+        /// given once in file order, and resuming from the position after any poll
+        /// gives exactly the rest (what a checkpoint restores).
+        #[test]
+        fn polls_honour_max_and_room_and_resume_exactly(
+            lines in proptest::collection::vec(line_strategy(), 0..3000),
+            limits in proptest::collection::vec((1usize..700, 1usize..700), 1..40),
+            resume_after in 0usize..40,
+        ) {
+            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let path = dir.path().join("in.jsonl");
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(&path, &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // The model: the offset of every line that is not blank.
+            let mut want = Vec::new();
+            let mut at = 0u64;
+            for l in &lines {
+                if !l.is_empty() {
+                    want.push(at);
+                }
+                at += l.len() as u64 + 1;
+            }
+            let spec = weir_config::FileSource {
+                path: path.display().to_string(),
+                format: FileFormat::Jsonl,
+                follow: false,
+            };
+            let files = vec![(PartitionId(0), path.clone())];
+            let result = glommio::LocalExecutorBuilder::default()
+                .io_memory(crate::placement::IO_MEMORY_BYTES)
+                .make()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?
+                .run(async move {
+                    let mut source = FileSource::new(&spec, files.clone());
+                    let mut got = Vec::new();
+                    let mut resumed_at = None;
+                    let mut poll = 0;
+                    loop {
+                        let (max, room) = limits[poll % limits.len()];
+                        let out = poll_once(&mut source, max, room).await;
+                        let given = offsets(&out);
+                        prop_assert!(given.len() <= max.min(room), "{} > min({max}, {room})", given.len());
+                        got.extend(given);
+                        poll += 1;
+                        if poll == resume_after {
+                            resumed_at = Some((source.positions()[0].1, got.len()));
+                        }
+                        if !out.finished.is_empty() {
+                            break;
+                        }
+                        prop_assert!(poll < 100_000, "no end");
+                    }
+                    prop_assert_eq!(&got, &want);
+                    if let Some((position, seen)) = resumed_at {
+                        let mut again = FileSource::new(&spec, files);
+                        again.seek(PartitionId(0), position).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        let mut rest = Vec::new();
+                        loop {
+                            let out = poll_once(&mut again, 512, 300).await;
+                            rest.extend(offsets(&out));
+                            if !out.finished.is_empty() {
+                                break;
+                            }
+                        }
+                        prop_assert_eq!(&rest[..], &want[seen..]);
+                    }
+                    Ok(())
+                });
+            result?;
+        }
     }
 }

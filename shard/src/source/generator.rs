@@ -163,7 +163,11 @@ impl Source for GeneratorSource {
                 out.finished(id);
                 return Ok(());
             }
-            let until = part.end.min(self.allowed(part)).min(from + max as u64);
+            let room = max.min(out.room(id)) as u64;
+            let until = part
+                .end
+                .min(self.allowed(part))
+                .min(from.saturating_add(room));
             if until <= from {
                 out.empty(id);
                 return Ok(());

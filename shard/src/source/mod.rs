@@ -50,8 +50,15 @@ pub trait Source {
     /// The partitions this instance reads.
     fn partitions(&self) -> Vec<PartitionId>;
 
-    /// Reads up to `max` records into `out`, reporting partitions that had nothing
+    /// Reads up to `max` records into `out`, and from each partition at most
+    /// [`SourceOutput::room`] records, reporting partitions that had nothing
     /// ([`SourceOutput::empty`]) or ended ([`SourceOutput::finished`]).
+    ///
+    /// The room of a partition ends at its next cut point (every `batch_size` records
+    /// from the partition's start): the runtime advances a partition's watermark only
+    /// at cut points, so a source that stops there makes lateness a function of its
+    /// records alone, the same after any crash and restart (docs/SEMANTICS.md). A record
+    /// is whatever the source adds for one offset: an event or a bad record.
     fn poll<'a>(
         &'a mut self,
         max: usize,
@@ -89,6 +96,9 @@ pub struct SourceOutput {
     pub empty: Vec<PartitionId>,
     /// Partitions that ended.
     pub finished: Vec<PartitionId>,
+    /// Records each partition may still give in this poll (set by the runtime before
+    /// it polls); partitions not listed have no limit but `max`.
+    rooms: Vec<(PartitionId, usize)>,
 }
 
 impl SourceOutput {
@@ -102,7 +112,23 @@ impl SourceOutput {
             invalid: Vec::new(),
             empty: Vec::new(),
             finished: Vec::new(),
+            rooms: Vec::new(),
         }
+    }
+
+    /// How many records partition `partition` may still give in this poll: up to its
+    /// next cut point (see [`Source::poll`]).
+    pub fn room(&self, partition: PartitionId) -> usize {
+        self.rooms
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map_or(usize::MAX, |&(_, room)| room)
+    }
+
+    /// Sets the room of each partition for the next poll (the runtime's job).
+    pub fn set_rooms(&mut self, rooms: impl IntoIterator<Item = (PartitionId, usize)>) {
+        self.rooms.clear();
+        self.rooms.extend(rooms);
     }
 
     /// The identity of a record of this source.
