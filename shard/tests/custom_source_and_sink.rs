@@ -36,7 +36,9 @@ impl Source for Counter {
             let i = self.next % self.partitions.len();
             self.next += 1;
             let (partition, next) = &mut self.partitions[i];
-            let end = (*next + max as u64).min(self.per_partition);
+            // At most `max`, and no further than the partition's next cut point.
+            let room = max.min(out.room(*partition)) as u64;
+            let end = (*next + room).min(self.per_partition);
             for n in *next..end {
                 let key = Key::new(&format!("k{}", n % 7));
                 let time = EventTime(1_700_000_000_000 + n as i64);

@@ -310,13 +310,16 @@ impl Source for TcpSource {
                     }
                     continue;
                 }
-                let got = if emitted < max {
-                    part.emit(max - emitted, out, &mut st.pool)?
+                let room = max.saturating_sub(emitted).min(out.room(part.id));
+                let got = if room > 0 {
+                    part.emit(room, out, &mut st.pool)?
                 } else {
                     0
                 };
                 emitted += got;
-                if got == 0 {
+                // Nothing given although there was room: it is read to its end (a
+                // partition skipped for lack of room had nothing asked of it).
+                if got == 0 && room > 0 {
                     if !part.own && part.drained() {
                         part.finished = true;
                         out.finished(part.id);

@@ -19,9 +19,16 @@
 //!
 //! Entry `i` of the batch record at log offset `L` is the event with offset `L + i`.
 //! A record takes more bytes of the log than it has entries, so these offsets grow
-//! within the partition and never collide with the next record's. They are identities
-//! only; positions ([`PartitionLog::position`]) are always record boundaries that the
-//! log itself handed out.
+//! within the partition and never collide with the next record's.
+//!
+//! # Positions
+//!
+//! A poll gives at most its room of events ([`PartitionLog::emit`]), so it may stop
+//! inside a record: the position ([`PartitionLog::position`]) is then the offset of the
+//! next entry to emit, `L + i`, the same number as that event's identity. Seeking (and
+//! opening at a commit marker) finds the record that holds a position and skips its
+//! first `i` entries; truncation removes only segments wholly below a position, so the
+//! record it falls in stays.
 //!
 //! # What "consumed" means
 //!
@@ -66,6 +73,8 @@ pub(crate) struct PartitionLog {
     pub own: bool,
     /// The next record to emit.
     emit: LogOffset,
+    /// Entries of the record at `emit` already emitted (a poll stopped inside it).
+    skip: u64,
     /// Records at or after this offset are in `tail`; before it, in the log only.
     replay_until: LogOffset,
     tail: VecDeque<TailRecord>,
@@ -130,13 +139,18 @@ impl PartitionLog {
         }
         let start = log.start_offset();
         let end = log.end_offset();
-        let emit = committed
-            .filter(|&c| c >= start && c <= end)
-            .unwrap_or(start);
+        let (emit, skip) = match committed.filter(|&c| c >= start && c <= end) {
+            Some(c) => locate(&log, c).map_err(|source| Error::Log {
+                dir: dir.to_path_buf(),
+                source,
+            })?,
+            None => (start, 0),
+        };
         Ok(Self {
             id,
             own,
             emit,
+            skip,
             replay_until: end,
             tail: VecDeque::new(),
             tail_bytes: 0,
@@ -149,9 +163,9 @@ impl PartitionLog {
         })
     }
 
-    /// The position of the next record to emit (a record boundary).
+    /// The position of the next entry to emit (see [Positions](self#positions)).
     pub fn position(&self) -> LogOffset {
-        self.emit
+        LogOffset::new(self.emit.get() + self.skip)
     }
 
     /// Payload bytes appended and not yet emitted.
@@ -177,8 +191,9 @@ impl PartitionLog {
         Ok(offset)
     }
 
-    /// Emits durable records from the position until about `max` events are out;
-    /// returns how many entries went out. Spent tail buffers go back to `pool`.
+    /// Emits the entries of durable records from the position, at most `max` of them
+    /// (stopping inside a record if need be); returns how many went out. Spent tail
+    /// buffers go back to `pool`.
     pub fn emit(
         &mut self,
         max: usize,
@@ -199,8 +214,16 @@ impl PartitionLog {
                     reached_tail = false;
                     break;
                 }
-                n += emit_record(self.id, rec.offset, rec.payload, out);
+                let (given, done) =
+                    emit_record(self.id, rec.offset, rec.payload, out, self.skip, max - n);
+                n += given;
+                if !done {
+                    self.skip += given as u64;
+                    reached_tail = false;
+                    break;
+                }
                 self.emit = rec.next_offset();
+                self.skip = 0;
             }
             if !reached_tail {
                 return Ok(n);
@@ -216,8 +239,21 @@ impl PartitionLog {
                 break;
             }
             if front.offset >= self.emit {
-                n += emit_record(self.id, front.offset, &front.payload, out);
+                let skip = if front.offset == self.emit {
+                    self.skip
+                } else {
+                    0
+                };
+                let (given, done) =
+                    emit_record(self.id, front.offset, &front.payload, out, skip, max - n);
+                n += given;
+                if !done {
+                    self.emit = front.offset;
+                    self.skip = skip + given as u64;
+                    break;
+                }
                 self.emit = front.next;
+                self.skip = 0;
             }
             if let Some(done) = self.tail.pop_front() {
                 self.tail_bytes -= done.payload.len();
@@ -229,7 +265,8 @@ impl PartitionLog {
         Ok(n)
     }
 
-    /// Moves the position to `to` (a record boundary from a checkpoint).
+    /// Moves the position to `to` (a position from a checkpoint: a record boundary, or
+    /// an entry inside a record).
     ///
     /// A position past the log's end (records a checkpoint covered were lost: possible
     /// only with `fsync = "never"` and a power loss) resumes at the end; one before the
@@ -247,14 +284,15 @@ impl PartitionLog {
         } else {
             to
         };
-        if let Some(Err(e)) = self.log.read_from(to).next() {
-            return Err(SourceError(format!(
+        let (at, skip) = locate(&self.log, to).map_err(|e| {
+            SourceError(format!(
                 "tcp partition {}: cannot seek to {to}: {e}",
                 self.id.0
-            )));
-        }
-        self.emit = to;
-        while self.tail.front().is_some_and(|t| t.offset < to) {
+            ))
+        })?;
+        self.emit = at;
+        self.skip = skip;
+        while self.tail.front().is_some_and(|t| t.offset < at) {
             if let Some(t) = self.tail.pop_front() {
                 self.tail_bytes -= t.payload.len();
             }
@@ -303,23 +341,55 @@ impl PartitionLog {
     }
 }
 
-/// Emits the entries of one record; returns how many.
+/// The record holding position `to` and how many of its entries lie before it: `to`
+/// itself and 0 at a record boundary (or the log's end), else the record found by
+/// reading the log from its start.
+fn locate(log: &Log, to: LogOffset) -> weir_storage::Result<(LogOffset, u64)> {
+    if to >= log.end_offset() {
+        return Ok((to, 0));
+    }
+    if let Some(rec) = log.read_from(to).next()
+        && let Ok(rec) = rec
+        && rec.offset == to
+    {
+        return Ok((to, 0));
+    }
+    for rec in log.read_from(log.start_offset()) {
+        let rec = rec?;
+        if rec.offset <= to && to < rec.next_offset() {
+            return Ok((rec.offset, to.get() - rec.offset.get()));
+        }
+        if rec.offset > to {
+            break;
+        }
+    }
+    // Not inside any record: resume at it as it is (the log's own reads will say).
+    Ok((to, 0))
+}
+
+/// Emits the entries of one record from entry `skip` on, at most `room` of them;
+/// returns how many, and whether the record is done (nothing of it left to emit).
 fn emit_record(
     partition: PartitionId,
     offset: LogOffset,
     payload: &[u8],
     out: &mut SourceOutput,
-) -> usize {
+    skip: u64,
+    room: usize,
+) -> (usize, bool) {
     let batch = match record::decode(payload) {
         Ok(Record::Batch(b)) => b,
-        Ok(_) => return 0,
+        Ok(_) => return (0, true),
         Err(e) => {
             tracing::warn!(partition = partition.0, offset = %offset, error = %e, "skipping a record");
-            return 0;
+            return (0, true);
         }
     };
     let mut n = 0;
-    for (i, entry) in batch.entries().enumerate() {
+    for (i, entry) in batch.entries().enumerate().skip(skip as usize) {
+        if n >= room {
+            return (n, false);
+        }
         let at = Offset(offset.get() + i as u64);
         match entry {
             Ok(Entry::Event { key, ts, value }) => {
@@ -346,7 +416,7 @@ fn emit_record(
         }
         n += 1;
     }
-    n
+    (n, true)
 }
 
 #[cfg(test)]
@@ -410,6 +480,59 @@ mod tests {
         p.seek(after_first)?;
         assert_eq!(p.emit(100, &mut again, &mut pool)?, 1);
         assert_eq!(keys(&again), ["c"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_poll_stops_inside_a_record_and_its_position_resumes_there() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let options = LogOptions::new(1 << 20, FsyncPolicy::Group);
+        let mut pool = Vec::new();
+        let (mid, committed) = {
+            let mut p = PartitionLog::open(dir.path(), PartitionId(0), options, true)?;
+            p.append(batch("p", 1, &["a", "b", "c", "d", "e"]))?;
+            p.append(batch("p", 6, &["f", "g"]))?;
+            p.log.flush_now()?;
+            let mut out = output();
+            assert_eq!(
+                p.emit(2, &mut out, &mut pool)?,
+                2,
+                "at most max, inside a record"
+            );
+            let mid = p.position();
+            assert_eq!(p.emit(2, &mut out, &mut pool)?, 2);
+            let committed = p.position();
+            assert_eq!(
+                p.emit(2, &mut out, &mut pool)?,
+                2,
+                "the rest, and the next one"
+            );
+            assert_eq!(p.emit(10, &mut out, &mut pool)?, 1);
+            assert_eq!(keys(&out), ["a", "b", "c", "d", "e", "f", "g"]);
+            let offsets: Vec<u64> = out.events.iter().map(|e| e.id.offset.0).collect();
+            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+            assert_eq!(
+                offsets[2],
+                mid.get(),
+                "a position is the next entry's identity"
+            );
+            // A checkpoint covering up to inside the first record completes.
+            p.commit(committed, 0)?;
+            p.log.flush_now()?;
+            p.after_durable()?;
+            (mid, committed)
+        };
+        // Reopened at the commit marker: the first four entries are not replayed.
+        let mut p = PartitionLog::open(dir.path(), PartitionId(0), options, true)?;
+        assert_eq!(p.position(), committed);
+        let mut out = output();
+        p.emit(100, &mut out, &mut pool)?;
+        assert_eq!(keys(&out), ["e", "f", "g"]);
+        // And a checkpoint's position inside a record is sought exactly.
+        p.seek(mid)?;
+        let mut again = output();
+        p.emit(100, &mut again, &mut pool)?;
+        assert_eq!(keys(&again), ["c", "d", "e", "f", "g"]);
         Ok(())
     }
 
