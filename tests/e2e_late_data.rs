@@ -235,7 +235,7 @@ fn kills_at_random_moments_change_no_result_and_no_late_line() -> Res<()> {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let after = Duration::from_millis(100 + rng % 900);
+        let after = Duration::from_millis(80 + rng % 420);
         let running = Instant::now() + Duration::from_secs(30);
         while !w.log().contains("weir running") && Instant::now() < running {
             if w.child.try_wait()?.is_some() {
