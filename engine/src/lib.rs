@@ -1,5 +1,5 @@
 //! weir-engine: the semantics of weir — events, key groups, window assigners, aggregates,
-//! the window operator, watermark tracking and deduplication.
+//! the window operator and watermark tracking.
 //!
 //! It is pure: no I/O, no threads, no clocks (the caller passes processing time in). Every
 //! rule of the windowing contract is a function of (events in arrival order, watermarks)
@@ -25,7 +25,6 @@
 
 pub mod aggregate;
 pub mod decode;
-pub mod dedup;
 pub mod event;
 pub mod key;
 pub mod operator;
@@ -38,7 +37,6 @@ pub mod watermark;
 
 pub use aggregate::{Accumulator, AggSpec};
 pub use decode::{EventDecoder, Invalid, InvalidReason};
-pub use dedup::DedupTracker;
 pub use event::{Event, EventId, Offset, PartitionId, SourceId};
 pub use key::{Key, KeyGroup, KeyGroupMap, KeyGroupRange};
 pub use operator::{

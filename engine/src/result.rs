@@ -137,6 +137,33 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Appends the dead-letter line of a bad record: the pipeline, the record's identity,
+/// the reason and error, and the line itself (its first 64 KiB), as one JSON object.
+pub fn dead_letter_line(
+    out: &mut Vec<u8>,
+    pipeline: &str,
+    id: &crate::EventId,
+    line: &[u8],
+    why: &crate::Invalid,
+) {
+    out.extend_from_slice(b"{\"pipeline\":");
+    write_json_str(out, pipeline);
+    out.extend_from_slice(
+        format!(
+            ",\"source\":{},\"partition\":{},\"offset\":{},\"reason\":",
+            id.source.0, id.partition.0, id.offset.0
+        )
+        .as_bytes(),
+    );
+    write_json_str(out, why.reason.label());
+    out.extend_from_slice(b",\"error\":");
+    write_json_str(out, &why.message);
+    out.extend_from_slice(b",\"line\":");
+    let shown = &line[..line.len().min(64 * 1024)];
+    write_json_str(out, &String::from_utf8_lossy(shown));
+    out.extend_from_slice(b"}\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use weir_config::Source as SourceSpec;
+use weir_config::{Config, Source as SourceSpec};
 use weir_engine::{
     EventDecoder, KeyGroupMap, Output, PartitionClock, PartitionId, ResultEncoder, SourceId,
     WatermarkTracker, WindowOperator,
@@ -73,6 +73,14 @@ pub(crate) fn build_pipelines(
                     nr_shards,
                     decoder: decoder.clone(),
                     counters: Arc::clone(&setup.counters),
+                    registry: setup
+                        .registries
+                        .get(index)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| {
+                            source::tcp::Registry::new(nr_shards, t.max_connections)
+                        }),
                 })
                 .map_err(|e| Error::Start {
                     key: format!("pipelines[{index}].source"),
@@ -227,4 +235,88 @@ pub(crate) fn build_pipelines(
         });
     }
     Ok(out)
+}
+
+/// Files of each file-source pipeline, listed once so every shard agrees on partitions.
+pub(crate) fn plan_files(config: &Config) -> Result<Vec<Vec<PathBuf>>> {
+    config
+        .pipelines
+        .iter()
+        .map(|p| match &p.source {
+            SourceSpec::File(f) => {
+                let files = source::file_files(&f.path).map_err(|reason| Error::Source {
+                    pipeline: p.id.clone(),
+                    reason,
+                })?;
+                if files.is_empty() && !f.follow {
+                    tracing::warn!(pipeline = %p.id, path = %f.path, "no input files");
+                }
+                Ok(files)
+            }
+            _ => Ok(Vec::new()),
+        })
+        .collect()
+}
+
+/// Every custom source and sink the config names must be registered.
+pub(crate) fn check_extensions(config: &Config, extensions: &Extensions) -> Result<()> {
+    for (i, p) in config.pipelines.iter().enumerate() {
+        if let SourceSpec::Custom(c) = &p.source
+            && !extensions.has_source(&c.name)
+        {
+            return Err(Error::Start {
+                key: format!("pipelines[{i}].source.name"),
+                reason: format!(
+                    "no custom source named {:?} is registered in this program",
+                    c.name
+                ),
+            });
+        }
+        for s in p.sinks.iter().chain(p.late_sink.as_ref()) {
+            if let weir_config::Sink::Custom { name, .. } = s
+                && !extensions.has_sink(name)
+            {
+                return Err(Error::Start {
+                    key: format!("pipelines[{i}].sinks"),
+                    reason: format!("no custom sink named {name:?} is registered in this program"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a TCP source whose address another socket listens on already (see
+/// [`source::tcp::port`]): with `SO_REUSEPORT` the shards could bind it anyway and
+/// silently share its connections with the other process.
+pub(crate) fn probe_tcp_ports(config: &Config) -> Result<()> {
+    for (i, p) in config.pipelines.iter().enumerate() {
+        let SourceSpec::Tcp(t) = &p.source else {
+            continue;
+        };
+        let Ok(addr) = t.bind.parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        if addr.port() == 0 {
+            continue;
+        }
+        let error = |reason: String| Error::Start {
+            key: format!("pipelines[{i}].source.bind"),
+            reason: format!("{}: {reason}", t.bind),
+        };
+        match source::tcp::port::someone_listens(addr) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(error(
+                    "address in use (another process listens on it)".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(error(format!(
+                    "cannot read the kernel's socket tables: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -20,7 +20,9 @@
 
 mod build;
 pub mod checkpoint;
+pub mod clock;
 pub mod control;
+pub mod core;
 pub mod error;
 pub mod extensions;
 mod handle;
@@ -78,90 +80,6 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// Files of each file-source pipeline, listed once so every shard agrees on partitions.
-fn plan_files(config: &Config) -> Result<Vec<Vec<PathBuf>>> {
-    config
-        .pipelines
-        .iter()
-        .map(|p| match &p.source {
-            SourceSpec::File(f) => {
-                let files = source::file_files(&f.path).map_err(|reason| Error::Source {
-                    pipeline: p.id.clone(),
-                    reason,
-                })?;
-                if files.is_empty() && !f.follow {
-                    tracing::warn!(pipeline = %p.id, path = %f.path, "no input files");
-                }
-                Ok(files)
-            }
-            _ => Ok(Vec::new()),
-        })
-        .collect()
-}
-
-/// Every custom source and sink the config names must be registered.
-fn check_extensions(config: &Config, extensions: &Extensions) -> Result<()> {
-    for (i, p) in config.pipelines.iter().enumerate() {
-        if let SourceSpec::Custom(c) = &p.source
-            && !extensions.has_source(&c.name)
-        {
-            return Err(Error::Start {
-                key: format!("pipelines[{i}].source.name"),
-                reason: format!(
-                    "no custom source named {:?} is registered in this program",
-                    c.name
-                ),
-            });
-        }
-        for s in p.sinks.iter().chain(p.late_sink.as_ref()) {
-            if let weir_config::Sink::Custom { name, .. } = s
-                && !extensions.has_sink(name)
-            {
-                return Err(Error::Start {
-                    key: format!("pipelines[{i}].sinks"),
-                    reason: format!("no custom sink named {name:?} is registered in this program"),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a TCP source whose address another socket listens on already (see
-/// [`source::tcp::port`]): with `SO_REUSEPORT` the shards could bind it anyway and
-/// silently share its connections with the other process.
-fn probe_tcp_ports(config: &Config) -> Result<()> {
-    for (i, p) in config.pipelines.iter().enumerate() {
-        let SourceSpec::Tcp(t) = &p.source else {
-            continue;
-        };
-        let Ok(addr) = t.bind.parse::<std::net::SocketAddr>() else {
-            continue;
-        };
-        if addr.port() == 0 {
-            continue;
-        }
-        let error = |reason: String| Error::Start {
-            key: format!("pipelines[{i}].source.bind"),
-            reason: format!("{}: {reason}", t.bind),
-        };
-        match source::tcp::port::someone_listens(addr) {
-            Ok(false) => {}
-            Ok(true) => {
-                return Err(error(
-                    "address in use (another process listens on it)".into(),
-                ));
-            }
-            Err(e) => {
-                return Err(error(format!(
-                    "cannot read the kernel's socket tables: {e}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 impl Runtime {
     /// Starts one shard per core of the core map (or `parallelism` unpinned ones).
     pub fn start(config: Config) -> Result<Self> {
@@ -187,13 +105,13 @@ impl Runtime {
         extensions: Extensions,
         locks: FolderLocks,
     ) -> Result<Self> {
-        check_extensions(&config, &extensions)?;
+        build::check_extensions(&config, &extensions)?;
         let extensions = Arc::new(extensions);
         let config = Arc::new(config);
         let nr_shards = config.nr_shards();
         placement::ensure_memlock(nr_shards)?;
-        probe_tcp_ports(&config)?;
-        let files = plan_files(&config)?;
+        build::probe_tcp_ports(&config)?;
+        let files = build::plan_files(&config)?;
         std::fs::create_dir_all(config.data_dir.join("dead-letter")).map_err(|source| {
             Error::Io {
                 path: config.data_dir.join("dead-letter"),
@@ -238,6 +156,17 @@ impl Runtime {
             })
             .collect();
         let (ack_tx, ack_rx) = bounded(nr_shards * 4);
+        // One producer registry per TCP pipeline, shared by its shards.
+        let registries: Arc<[Option<Arc<source::tcp::Registry>>]> = config
+            .pipelines
+            .iter()
+            .map(|p| match &p.source {
+                SourceSpec::Tcp(t) => {
+                    Some(source::tcp::Registry::new(nr_shards, t.max_connections))
+                }
+                _ => None,
+            })
+            .collect();
 
         // One bounded channel per (from, to) pair, in batches.
         let capacity = (config.processing.queue_size / config.processing.batch_size).max(2);
@@ -284,6 +213,7 @@ impl Runtime {
                 epoch,
                 acks: ack_tx.clone(),
                 start: Arc::clone(&start_gate),
+                registries: Arc::clone(&registries),
             };
             let files = files.clone();
             let restore = Arc::clone(&restore);

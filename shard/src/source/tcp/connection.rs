@@ -19,7 +19,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -48,11 +48,7 @@ const HELLO_WAIT: Duration = Duration::from_secs(10);
 /// so that the reason is not lost to a reset.
 const LINGER: Duration = Duration::from_millis(500);
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::clock::unix_ms_i64 as now_ms;
 
 /// Who the connection appends for.
 #[derive(Debug)]

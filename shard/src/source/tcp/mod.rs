@@ -49,7 +49,7 @@ pub mod port;
 mod protocol;
 mod record;
 mod registry;
-mod state;
+pub mod state;
 mod syncer;
 
 pub use error::Error;
@@ -58,7 +58,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use weir_config::{Fsync, Storage, TcpSource as Spec};
 use weir_engine::{EventDecoder, Offset, PartitionId};
@@ -67,7 +67,7 @@ use weir_storage::{FsyncPolicy, LogOffset, LogOptions};
 use super::{LocalFuture, Source, SourceError, SourceOutput};
 use crate::metrics::Counters;
 use partition::PartitionLog;
-use registry::Registry;
+pub use registry::Registry;
 use state::Shared;
 
 /// Everything a TCP source needs to open on one shard.
@@ -89,8 +89,10 @@ pub struct TcpSourceConfig<'a> {
     pub nr_shards: usize,
     /// The pipeline's decoder.
     pub decoder: EventDecoder,
-    /// The runtime's counters (also what tells runtimes apart in one process).
+    /// The runtime's counters.
     pub counters: Arc<Counters>,
+    /// The pipeline's producer registry, one for all its shards (made by the runtime).
+    pub registry: Arc<Registry>,
 }
 
 /// The TCP source of one pipeline on one shard. See the [module docs](self).
@@ -156,11 +158,7 @@ fn existing_partitions(root: &Path) -> Result<Vec<u32>, Error> {
     Ok(found)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::clock::unix_ms_i64 as now_ms;
 
 impl TcpSource {
     /// Opens the shard's logs (recovering them), loads their producers into the
@@ -210,8 +208,7 @@ impl TcpSource {
             };
             parts.push(PartitionLog::open(&dir, PartitionId(p), options, p == own)?);
         }
-        let runtime = Arc::as_ptr(&c.counters) as usize;
-        let registry = Registry::shared(&root, runtime, c.nr_shards, c.spec.max_connections);
+        let registry = c.registry;
         registry.load(
             parts
                 .iter()

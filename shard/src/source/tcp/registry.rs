@@ -38,9 +38,8 @@
 //! the table has doubled since the last one, so it costs O(1) per hello on average.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::partition::PRODUCER_RETENTION_MS;
 
@@ -48,10 +47,6 @@ use super::partition::PRODUCER_RETENTION_MS;
 const FIRST_SWEEP_AT: usize = 1024;
 
 /// Registries alive in this process, by (log folder of the pipeline, runtime).
-type Registries = Mutex<HashMap<(PathBuf, usize), Weak<Registry>>>;
-
-static REGISTRIES: OnceLock<Registries> = OnceLock::new();
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain numbers behind, which
     // are still consistent: take them.
@@ -59,8 +54,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The producers of one pipeline, shared by its shards.
+/// The producers of one TCP pipeline, shared by its shards (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Registry {
+pub struct Registry {
     nr_shards: usize,
     loaded: AtomicUsize,
     connections: AtomicUsize,
@@ -114,36 +110,22 @@ impl Drop for Admission {
 }
 
 impl Registry {
-    /// The registry of the pipeline whose logs live under `logs`, in the runtime
-    /// identified by `runtime` (any value unique to a running runtime), made on
-    /// first use.
-    pub fn shared(
-        logs: &Path,
-        runtime: usize,
-        nr_shards: usize,
-        max_connections: usize,
-    ) -> Arc<Registry> {
-        let all = REGISTRIES.get_or_init(Registries::default);
-        let mut all = lock(all);
-        all.retain(|_, r| r.strong_count() > 0);
-        let key = (logs.to_path_buf(), runtime);
-        if let Some(r) = all.get(&key).and_then(Weak::upgrade) {
-            return r;
-        }
-        let r = Arc::new(Registry {
+    /// The registry of one TCP pipeline over `nr_shards` shards, admitting at most
+    /// `max_connections` connections over all of them. The runtime makes one per TCP
+    /// pipeline when it starts and hands it to every shard's source.
+    pub fn new(nr_shards: usize, max_connections: usize) -> Arc<Registry> {
+        Arc::new(Registry {
             nr_shards,
             loaded: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             max_connections,
-            producers: Mutex::default(),
-        });
-        all.insert(key, Arc::downgrade(&r));
-        r
+            producers: Mutex::new(Producers::default()),
+        })
     }
 
     /// Adds one shard's table (producer, last sequence number stored in its logs, and
     /// when that batch was written); call once per shard, after its logs are recovered.
-    pub fn load<'a>(&self, marks: impl IntoIterator<Item = (&'a str, u64, i64)>) {
+    pub(crate) fn load<'a>(&self, marks: impl IntoIterator<Item = (&'a str, u64, i64)>) {
         {
             let mut producers = lock(&self.producers);
             for (id, seq, ms) in marks {
@@ -158,12 +140,12 @@ impl Registry {
     }
 
     /// Whether every shard has loaded its table (hellos wait for it).
-    pub fn loaded(&self) -> bool {
+    pub(crate) fn loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire) >= self.nr_shards
     }
 
     /// The producer `id` saying hello at wall-clock `now_ms`, made on first use.
-    pub fn producer(&self, id: &str, now_ms: i64) -> Arc<Producer> {
+    pub(crate) fn producer(&self, id: &str, now_ms: i64) -> Arc<Producer> {
         let mut producers = lock(&self.producers);
         let p = match producers.by_id.get(id) {
             Some(p) => Arc::clone(p),
@@ -188,7 +170,7 @@ impl Registry {
     }
 
     /// Counts a new connection, or `None` when `max_connections` are open.
-    pub fn admit(self: &Arc<Self>) -> Option<Admission> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<Admission> {
         let before = self.connections.fetch_add(1, Ordering::AcqRel);
         if before >= self.max_connections {
             self.connections.fetch_sub(1, Ordering::AcqRel);
@@ -199,7 +181,7 @@ impl Registry {
     }
 
     /// The connection limit.
-    pub fn max_connections(&self) -> usize {
+    pub(crate) fn max_connections(&self) -> usize {
         self.max_connections
     }
 }
@@ -281,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_fenced_connection_can_append_no_more_and_the_hello_waits_for_its_batches() {
-        let r = Registry::shared(Path::new("/registry-test-1"), 1, 1, 10);
+        let r = Registry::new(1, 10);
         r.load([("p", 10, 0)]);
         assert!(r.loaded());
         let p = r.producer("p", 0);
@@ -298,7 +280,7 @@ mod tests {
 
     #[test]
     fn a_failed_append_gives_its_claim_back() {
-        let r = Registry::shared(Path::new("/registry-test-2"), 1, 1, 10);
+        let r = Registry::new(1, 10);
         let p = r.producer("p", 0);
         let e = p.fence();
         assert!(p.claim(e, 5));
@@ -308,11 +290,8 @@ mod tests {
 
     #[test]
     fn shards_of_one_runtime_share_a_registry_and_its_connection_limit() {
-        let a = Registry::shared(Path::new("/registry-test-3"), 7, 2, 2);
-        let b = Registry::shared(Path::new("/registry-test-3"), 7, 2, 2);
-        let other = Registry::shared(Path::new("/registry-test-3"), 8, 2, 2);
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &other));
+        let a = Registry::new(2, 2);
+        let b = Arc::clone(&a);
         a.load([]);
         assert!(!b.loaded(), "one of two shards has loaded");
         b.load([("x", 3, 0)]);
@@ -328,7 +307,7 @@ mod tests {
     #[test]
     fn only_producers_gone_and_idle_past_the_retention_are_forgotten() {
         let day = 24 * 3600 * 1000;
-        let r = Registry::shared(Path::new("/registry-test-4"), 1, 1, 10);
+        let r = Registry::new(1, 10);
         // From the logs at start: one producer last wrote 8 days ago, one 1 day ago.
         r.load([("old", 5, 0), ("recent", 7, 7 * day)]);
         let now = 8 * day + 1;
