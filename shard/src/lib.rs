@@ -26,6 +26,7 @@ pub mod core;
 pub mod error;
 pub mod extensions;
 mod handle;
+mod launch;
 mod lock;
 pub mod message;
 pub mod metrics;
@@ -41,9 +42,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
-use glommio::LocalExecutorBuilder;
-use weir_config::{Config, Source as SourceSpec};
+use crossbeam_channel::{Sender, bounded};
+use weir_config::Config;
 
 pub use control::{Control, PartitionReport, PipelineReport, ShardReport};
 pub use error::{Error, Result};
@@ -51,8 +51,6 @@ pub use extensions::{Extensions, SinkContext, SourceContext};
 pub use handle::{KeyFilter, RuntimeHandle};
 pub use lock::FolderLocks;
 pub use metrics::Counters;
-
-use shard::{ShardSetup, now_ms, run_shard};
 
 /// A running engine.
 pub struct Runtime {
@@ -112,215 +110,46 @@ impl Runtime {
         placement::ensure_memlock(nr_shards)?;
         build::probe_tcp_ports(&config)?;
         let files = build::plan_files(&config)?;
-        std::fs::create_dir_all(config.data_dir.join("dead-letter")).map_err(|source| {
-            Error::Io {
-                path: config.data_dir.join("dead-letter"),
-                source,
-            }
+        let dead_letters = config.data_dir.join("dead-letter");
+        std::fs::create_dir_all(&dead_letters).map_err(|source| Error::Io {
+            path: dead_letters,
+            source,
         })?;
+        let (store, restore) = launch::restore(&config)?;
+        let generator_start = launch::generator_starts(&config, &restore);
         let counters = Arc::new(Counters::new(nr_shards, config.pipelines.len()));
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
-
-        // Restore: the latest complete checkpoint, and sinks repaired to exactly its output.
-        let checkpoints = config.data_dir.join("checkpoints");
-        let store =
-            weir_storage::CheckpointStore::open(&checkpoints, config.storage.retain_checkpoints)
-                .map_err(|e| Error::Checkpoint {
-                    reason: format!("{}: {e}", checkpoints.display()),
+        let (acks, ack_rx) = bounded(nr_shards * 4);
+        let inputs = Arc::new(launch::ShardInputs {
+            files: files.clone(),
+            generator_start: generator_start.clone(),
+            restore,
+            extensions,
+        });
+        let shards = launch::start_shards(launch::Mesh {
+            config: Arc::clone(&config),
+            counters: Arc::clone(&counters),
+            stop: Arc::clone(&stop),
+            epoch,
+            acks,
+            registries: launch::registries(&config),
+            inputs,
+        })?;
+        let (coordinator, coordinator_thread) =
+            launch::start_coordinator(&config, store, &shards, ack_rx, &counters, generator_start)
+                .inspect_err(|_| {
+                    // The shards run already: stop them as at a shutdown, with no checkpoint.
+                    stop.store(true, Ordering::Relaxed);
                 })?;
-        let loading = Instant::now();
-        let restore = Arc::new(checkpoint::Restore::load(&config, &store)?);
-        if restore.id > 0 {
-            tracing::info!(
-                checkpoint = restore.id,
-                ms = loading.elapsed().as_millis() as u64,
-                "checkpoint loaded and decoded"
-            );
-        }
-        for file in checkpoint::exactly_once_files(&config) {
-            sink::transaction::recover(&file, restore.id).map_err(|source| Error::Io {
-                path: file.clone(),
-                source,
-            })?;
-        }
-        let now = now_ms() as i64;
-        let generator_start: Vec<Option<i64>> = config
-            .pipelines
-            .iter()
-            .map(|p| match &p.source {
-                SourceSpec::Generator(g) => {
-                    Some(g.start_ms.or(restore.generator_start(&p.id)).unwrap_or(now))
-                }
-                _ => None,
-            })
-            .collect();
-        let (ack_tx, ack_rx) = bounded(nr_shards * 4);
-        // One producer registry per TCP pipeline, shared by its shards.
-        let registries: Arc<[Option<Arc<source::tcp::Registry>>]> = config
-            .pipelines
-            .iter()
-            .map(|p| match &p.source {
-                SourceSpec::Tcp(t) => {
-                    Some(source::tcp::Registry::new(nr_shards, t.max_connections))
-                }
-                _ => None,
-            })
-            .collect();
-
-        // One bounded channel per (from, to) pair, in batches.
-        let capacity = (config.processing.queue_size / config.processing.batch_size).max(2);
-        let mut senders: Vec<Vec<Option<Sender<_>>>> = vec![vec![None; nr_shards]; nr_shards];
-        let mut receivers: Vec<Vec<Option<Receiver<_>>>> = (0..nr_shards)
-            .map(|_| (0..nr_shards).map(|_| None).collect())
-            .collect();
-        for from in 0..nr_shards {
-            for to in 0..nr_shards {
-                if from != to {
-                    let (tx, rx) = bounded(capacity);
-                    senders[from][to] = Some(tx);
-                    receivers[to][from] = Some(rx);
-                }
-            }
-        }
-
-        let mut controls = Vec::with_capacity(nr_shards);
-        let mut handles = Vec::with_capacity(nr_shards);
-        let start_gate = Arc::new(start::StartGate::new(nr_shards));
-        let launch = Arc::new(start::Launch::new(nr_shards));
-        // A start-up that fails after some shards exist: let them through the gate, tell
-        // them to abort, and wait for them to end.
-        let abort = |handles: Vec<ShardHandle>, error: Error| {
-            start_gate.open();
-            launch.decide(false);
-            for h in handles {
-                let _ = h.join();
-            }
-            Err(error)
-        };
-        let cores = config.runtime.cores.clone();
-        for (shard, (outboxes, inboxes)) in senders.into_iter().zip(receivers).enumerate() {
-            let (ctl_tx, ctl_rx) = bounded(64);
-            controls.push(ctl_tx);
-            let setup = ShardSetup {
-                shard,
-                config: Arc::clone(&config),
-                inboxes,
-                outboxes,
-                control: ctl_rx,
-                counters: Arc::clone(&counters),
-                stop: Arc::clone(&stop),
-                epoch,
-                acks: ack_tx.clone(),
-                start: Arc::clone(&start_gate),
-                registries: Arc::clone(&registries),
-            };
-            let files = files.clone();
-            let restore = Arc::clone(&restore);
-            let extensions = Arc::clone(&extensions);
-            let generator_start = generator_start.clone();
-            let launch = Arc::clone(&launch);
-            let placement = match placement::placement(cores.as_deref(), shard) {
-                Ok(p) => p,
-                Err(e) => return abort(handles, e),
-            };
-            let spawned = LocalExecutorBuilder::new(placement)
-                .name(&format!("weir-shard-{shard}"))
-                .io_memory(placement::IO_MEMORY_BYTES)
-                .spawn(move || async move {
-                    let report = launch.report(shard);
-                    let start = Arc::clone(&setup.start);
-                    let arrival = start.arrival();
-                    let built = build::build_pipelines(
-                        &setup,
-                        &files,
-                        &generator_start,
-                        &restore,
-                        &extensions,
-                    );
-                    arrival.wait();
-                    let stopped = &setup.counters.shards[shard].stopped;
-                    let mut pipelines = match built {
-                        Ok(p) => p,
-                        Err(e) => {
-                            report.fail(e);
-                            stopped.store(true, Ordering::Relaxed);
-                            return Ok(());
-                        }
-                    };
-                    for pl in &mut pipelines {
-                        if let Some(source) = pl.source.as_mut()
-                            && let Err(e) = source.start()
-                        {
-                            let key = match &pl.spec.source {
-                                SourceSpec::Tcp(_) => "source.bind",
-                                _ => "source",
-                            };
-                            report.fail(Error::Start {
-                                key: format!("pipelines[{}].{key}", pl.index),
-                                reason: e.0,
-                            });
-                            stopped.store(true, Ordering::Relaxed);
-                            return Ok(());
-                        }
-                    }
-                    if !report.ready() {
-                        stopped.store(true, Ordering::Relaxed);
-                        return Ok(());
-                    }
-                    run_shard(setup, pipelines).await
-                });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    let error = Error::Executor {
-                        shard,
-                        reason: e.to_string(),
-                    };
-                    return abort(handles, error);
-                }
-            }
-        }
-        if let Err(e) = launch.wait_for_reports() {
-            return abort(handles, e);
-        }
-        launch.decide(true);
-        let (coordinator, coordinator_handle) = checkpoint::Coordinator::new(
-            Arc::clone(&config),
-            store,
-            controls.clone(),
-            ack_rx,
-            Arc::clone(&counters),
-            generator_start,
-        );
-        let coordinator_thread = std::thread::Builder::new()
-            .name("weir-checkpoints".into())
-            .spawn(move || coordinator.run());
-        let coordinator_thread = match coordinator_thread {
-            Ok(t) => t,
-            Err(e) => {
-                // The shards run already: stop them as at a shutdown, with no checkpoint.
-                stop.store(true, Ordering::Relaxed);
-                for c in &controls {
-                    let _ = c.send_timeout(Control::Shutdown, Duration::from_secs(1));
-                }
-                for h in handles {
-                    let _ = h.join();
-                }
-                return Err(Error::Executor {
-                    shard: nr_shards,
-                    reason: format!("cannot start the checkpoint coordinator: {e}"),
-                });
-            }
-        };
         Ok(Self {
             config,
             counters,
-            controls,
+            controls: shards.controls,
             stop,
-            handles,
+            handles: shards.handles,
             started: epoch,
-            coordinator: coordinator_handle,
+            coordinator,
             coordinator_thread: Some(coordinator_thread),
             files: files.into(),
             _locks: locks,

@@ -5,10 +5,8 @@
 //! every event of `s` that `W` covers.
 
 use weir_engine::{Event, Watermark};
-
-/// A checkpoint's number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CheckpointId(pub u64);
+/// A checkpoint's number: the one the checkpoint store hands out.
+pub use weir_storage::CheckpointId;
 
 /// One message on a shard-to-shard channel.
 #[derive(Debug)]

@@ -45,9 +45,62 @@ pub enum CheckpointError {
         /// How long the caller waited.
         waited_ms: u64,
     },
-    /// The checkpoint failed (a shard did not acknowledge, a write failed).
-    #[error("{0}")]
-    Failed(String),
+    /// The checkpoint store could not hand out an id or write the checkpoint.
+    #[error("checkpoint {checkpoint}: the checkpoint store: {reason}")]
+    Store {
+        /// The checkpoint (0 when no id could be had).
+        checkpoint: u64,
+        /// What the store said.
+        reason: String,
+    },
+    /// A shard's control channel did not take the request in time.
+    #[error("checkpoint {checkpoint}: shard {shard} does not take control requests")]
+    ShardUnreachable {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The shard.
+        shard: usize,
+    },
+    /// Not every shard acknowledged the checkpoint in time.
+    #[error("checkpoint {checkpoint}: not every shard acknowledged within {waited_ms} ms")]
+    NotAcknowledged {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// How long the coordinator waited.
+        waited_ms: u64,
+    },
+    /// A shard could not stage a sink's output for the checkpoint.
+    #[error("checkpoint {checkpoint}: shard {shard}: staging {sink}: {reason}")]
+    Staging {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The shard.
+        shard: usize,
+        /// The sink.
+        sink: String,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A shard's snapshot could not be encoded.
+    #[error("checkpoint {checkpoint}: shard {shard}: encoding its snapshot: {reason}")]
+    Encoding {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The shard.
+        shard: usize,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// Staged sink output could not be made durable before the manifest.
+    #[error("checkpoint {checkpoint}: syncing {}: {reason}", file.display())]
+    SyncingStaged {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The sink file.
+        file: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
     /// The checkpoint is complete (its manifest is durable), but committing its sink
     /// output failed; the commit is retried, and the next start redoes it.
     #[error(
@@ -62,8 +115,12 @@ pub enum CheckpointError {
     },
 }
 
-fn failed(e: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError::Failed(e.to_string())
+/// A checkpoint store error of checkpoint `checkpoint`.
+fn store(checkpoint: u64) -> impl Fn(weir_storage::Error) -> CheckpointError {
+    move |e| CheckpointError::Store {
+        checkpoint,
+        reason: e.to_string(),
+    }
 }
 
 /// The key of the pending-commit fault in [`crate::metrics::Faults`].
@@ -406,31 +463,44 @@ impl Coordinator {
 
     fn try_take(&mut self) -> Result<CheckpointInfo, CheckpointError> {
         let started = Instant::now();
-        let id = self.store.next_id().map_err(failed)?;
+        let id = self.store.next_id().map_err(store(0))?;
+        let checkpoint = id.get();
         let n = self.controls.len();
-        for c in &self.controls {
-            c.send_timeout(Control::Checkpoint { id: id.get() }, Duration::from_secs(5))
-                .map_err(|_| failed("a shard does not take control requests"))?;
+        for (shard, c) in self.controls.iter().enumerate() {
+            c.send_timeout(
+                Control::Checkpoint { id: checkpoint },
+                Duration::from_secs(5),
+            )
+            .map_err(|_| CheckpointError::ShardUnreachable { checkpoint, shard })?;
         }
         let mut snapshots: Vec<Option<Vec<u8>>> = vec![None; n];
         let mut max_pause = 0;
         let deadline = started + Duration::from_secs(120);
         while snapshots.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let ack = self.acks.recv_timeout(left).map_err(|_| {
-                failed(format!(
-                    "checkpoint {}: not every shard acknowledged in time",
-                    id.get()
-                ))
-            })?;
-            if ack.id != id.get() {
+            let ack =
+                self.acks
+                    .recv_timeout(left)
+                    .map_err(|_| CheckpointError::NotAcknowledged {
+                        checkpoint,
+                        waited_ms: started.elapsed().as_millis() as u64,
+                    })?;
+            if ack.id != checkpoint {
                 continue;
             }
-            let snapshot = ack.snapshot.map_err(|e| {
-                failed(format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))
+            let shard = ack.shard;
+            let snapshot = ack.snapshot.map_err(|e| CheckpointError::Staging {
+                checkpoint,
+                shard,
+                sink: e.sink,
+                reason: e.source.to_string(),
             })?;
             let bytes = weir_engine::snapshot::encode(&snapshot).map_err(|e| {
-                failed(format!("checkpoint {}: shard {}: {e}", id.get(), ack.shard))
+                CheckpointError::Encoding {
+                    checkpoint,
+                    shard,
+                    reason: e.to_string(),
+                }
             })?;
             max_pause = max_pause.max(ack.pause_us);
             if let Some(slot) = snapshots.get_mut(ack.shard) {
@@ -439,20 +509,22 @@ impl Coordinator {
         }
         // Staged sink output must be durable before the manifest says it exists.
         for (file, _) in &self.exactly_once_files {
-            transaction::sync_staged(file, id.get()).map_err(|e| {
-                failed(format!(
-                    "checkpoint {}: syncing {}: {e}",
-                    id.get(),
-                    file.display()
-                ))
+            transaction::sync_staged(file, checkpoint).map_err(|e| {
+                CheckpointError::SyncingStaged {
+                    checkpoint,
+                    file: file.clone(),
+                    reason: e.to_string(),
+                }
             })?;
         }
-        let mut writer = self.store.begin(id).map_err(failed)?;
+        let mut writer = self.store.begin(id).map_err(store(checkpoint))?;
         let mut bytes = 0;
         for (shard, blob) in snapshots.iter().enumerate() {
             let blob = blob.as_deref().unwrap_or_default();
             bytes += blob.len() as u64;
-            writer.put_blob(&blob_name(shard), blob).map_err(failed)?;
+            writer
+                .put_blob(&blob_name(shard), blob)
+                .map_err(store(checkpoint))?;
         }
         let meta = CheckpointMeta {
             nr_shards: n,
@@ -461,7 +533,7 @@ impl Coordinator {
             generator_start_ms: self.generator_start_ms.clone(),
             snapshot_format: super::SNAPSHOT_FORMAT,
         };
-        writer.commit(&meta).map_err(failed)?;
+        writer.commit(&meta).map_err(store(checkpoint))?;
         let info = CheckpointInfo {
             id: id.get(),
             completed_unix_ms: SystemTime::now()

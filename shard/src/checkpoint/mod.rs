@@ -102,9 +102,20 @@ pub struct ShardAck {
     pub shard: usize,
     /// The shard's snapshot (encoded by the coordinator, off the shard), or why it
     /// failed.
-    pub snapshot: Result<ShardSnapshot, String>,
+    pub snapshot: Result<ShardSnapshot, StageError>,
     /// Longest time the shard's event processing stood still for it, µs.
     pub pause_us: u64,
+}
+
+/// Why a shard could not stage a sink's output for a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("staging {sink}: {source}")]
+pub struct StageError {
+    /// The sink (`file out/r.jsonl (exactly once)`).
+    pub sink: String,
+    /// What the OS said.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Blob name of a shard's snapshot.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use weir_engine::{Offset, PartitionId};
 
 use super::Shard;
-use crate::checkpoint::{PipelineSnapshot, PositionEntry, ShardAck, ShardSnapshot};
+use crate::checkpoint::{PipelineSnapshot, PositionEntry, ShardAck, ShardSnapshot, StageError};
 use crate::message::{CheckpointId, Message};
 
 impl Shard {
@@ -55,7 +55,8 @@ impl Shard {
                 self.seal(p, dest);
             }
         }
-        self.outbox.broadcast(|| Message::Barrier(CheckpointId(id)));
+        self.outbox
+            .broadcast(|| Message::Barrier(CheckpointId::new(id)));
     }
 
     /// When barriers from every shard are in: snapshot, stage sinks, acknowledge,
@@ -83,8 +84,11 @@ impl Shard {
         let mut staged = Ok(());
         for pl in &mut self.pipelines {
             for s in pl.sinks.iter_mut().chain(pl.late_sink.as_mut()) {
-                if let Err(e) = s.stage(id, &stop).await {
-                    staged = Err(format!("{}: {e}", s.describe()));
+                if let Err(source) = s.stage(id, &stop).await {
+                    staged = Err(StageError {
+                        sink: s.describe(),
+                        source,
+                    });
                 }
             }
         }

@@ -39,8 +39,8 @@ impl Shard {
                 }
             }
             Message::Barrier(id) => {
-                if self.align.barrier(from, id.0) {
-                    self.begin_checkpoint(id.0);
+                if self.align.barrier(from, id.get()) {
+                    self.begin_checkpoint(id.get());
                 }
             }
             Message::Drained => self.drained_from[from] = true,

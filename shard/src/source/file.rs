@@ -243,9 +243,17 @@ impl FilePartition {
                 Ok(f) => self.file = Some(f),
                 Err(e) if follow => {
                     out.empty(self.id);
-                    return Err(SourceError(format!("{}: {e}", self.path.display())));
+                    return Err(SourceError::Read {
+                        what: self.path.display().to_string(),
+                        reason: e.to_string(),
+                    });
                 }
-                Err(e) => return Err(SourceError(format!("{}: {e}", self.path.display()))),
+                Err(e) => {
+                    return Err(SourceError::Read {
+                        what: self.path.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
             }
         }
         let Some(file) = &self.file else {
@@ -256,7 +264,10 @@ impl FilePartition {
             let head = file
                 .read_at(0, CHUNK_BYTES)
                 .await
-                .map_err(|e| SourceError(format!("{}: {e}", self.path.display())))?;
+                .map_err(|e| SourceError::Read {
+                    what: self.path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
             let end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
             let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
             self.header = csv_row(line);
@@ -274,7 +285,10 @@ impl FilePartition {
         let chunk = file
             .read_at(at, CHUNK_BYTES)
             .await
-            .map_err(|e| SourceError(format!("{}: {e}", self.path.display())))?;
+            .map_err(|e| SourceError::Read {
+                what: self.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         if chunk.is_empty() {
             if follow {
                 if given == 0 {
@@ -360,7 +374,10 @@ impl Source for FileSource {
             .partitions
             .iter_mut()
             .find(|p| p.id == partition)
-            .ok_or_else(|| SourceError(format!("no file partition {}", partition.0)))?;
+            .ok_or(SourceError::NoSuchPartition {
+                source_kind: "file",
+                partition: partition.0,
+            })?;
         part.pos = next.0;
         part.pending.clear();
         part.consumed = 0;

@@ -203,7 +203,10 @@ impl Source for GeneratorSource {
             .partitions
             .iter_mut()
             .find(|p| p.id == partition)
-            .ok_or_else(|| SourceError(format!("no generator partition {}", partition.0)))?;
+            .ok_or(SourceError::NoSuchPartition {
+                source_kind: "generator",
+                partition: partition.0,
+            })?;
         part.next = next.0;
         part.paced_from = next.0;
         self.started = Instant::now();

@@ -30,8 +30,48 @@ pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// A source failure. The runtime logs it and retries the poll later; a source that can
 /// never work again should mark its partitions finished instead.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+#[non_exhaustive]
+pub enum SourceError {
+    /// Reading the input failed (a file, a log).
+    #[error("{what}: {reason}")]
+    Read {
+        /// What was read (`data/in/a.jsonl`, `tcp partition 1`).
+        what: String,
+        /// What the OS or the log said.
+        reason: String,
+    },
+    /// A partition this source does not read was asked for (a seek on restore).
+    #[error("no {source_kind} partition {partition}")]
+    NoSuchPartition {
+        /// The kind of source (`file`, `generator`, `tcp`).
+        source_kind: &'static str,
+        /// The partition.
+        partition: u32,
+    },
+    /// The source cannot listen on its address.
+    #[error("cannot listen on {bind}: {reason}")]
+    Listen {
+        /// The address.
+        bind: String,
+        /// What the OS said.
+        reason: String,
+    },
+    /// The source can take no more input (its log failed), or anything else.
+    #[error("{reason}")]
+    Failed {
+        /// A sentence for humans.
+        reason: String,
+    },
+}
+
+impl SourceError {
+    /// A source-specific failure described by a sentence.
+    pub fn failed(reason: impl std::fmt::Display) -> Self {
+        SourceError::Failed {
+            reason: reason.to_string(),
+        }
+    }
+}
 
 /// A source: some partitions of one pipeline's input, read by one shard.
 pub trait Source {

@@ -250,15 +250,11 @@ impl Source for TcpSource {
         if self.listener.is_some() {
             return Ok(());
         }
-        let listener = glommio::net::TcpListener::bind(self.bind).map_err(|e| {
-            SourceError(
-                Error::Bind {
-                    bind: self.bind.to_string(),
-                    reason: e.to_string(),
-                }
-                .to_string(),
-            )
-        })?;
+        let listener =
+            glommio::net::TcpListener::bind(self.bind).map_err(|e| SourceError::Listen {
+                bind: self.bind.to_string(),
+                reason: e.to_string(),
+            })?;
         self.listener = Some(glommio::spawn_local(listener::run(
             Rc::clone(&self.shared),
             listener,
@@ -292,7 +288,7 @@ impl Source for TcpSource {
                 && !self.failure_reported
             {
                 self.failure_reported = true;
-                return Err(SourceError(format!("tcp source: {why}")));
+                return Err(SourceError::failed(format!("tcp source: {why}")));
             }
             let was_backlogged = st.backlogged();
             let n = st.parts.len();
@@ -348,11 +344,12 @@ impl Source for TcpSource {
 
     fn seek(&mut self, partition: PartitionId, next: Offset) -> Result<(), SourceError> {
         let mut st = self.shared.state.borrow_mut();
-        let part = st
-            .parts
-            .iter_mut()
-            .find(|p| p.id == partition)
-            .ok_or_else(|| SourceError(format!("no tcp partition {}", partition.0)))?;
+        let part = st.parts.iter_mut().find(|p| p.id == partition).ok_or(
+            SourceError::NoSuchPartition {
+                source_kind: "tcp",
+                partition: partition.0,
+            },
+        )?;
         part.seek(LogOffset::new(next.0))
     }
 

@@ -205,8 +205,10 @@ impl PartitionLog {
         if self.emit < self.replay_until {
             let mut reached_tail = true;
             for rec in self.log.read_from(self.emit) {
-                let rec =
-                    rec.map_err(|e| SourceError(format!("tcp partition {}: {e}", self.id.0)))?;
+                let rec = rec.map_err(|e| SourceError::Read {
+                    what: format!("tcp partition {}", self.id.0),
+                    reason: e.to_string(),
+                })?;
                 if rec.offset >= self.replay_until {
                     break;
                 }
@@ -284,11 +286,9 @@ impl PartitionLog {
         } else {
             to
         };
-        let (at, skip) = locate(&self.log, to).map_err(|e| {
-            SourceError(format!(
-                "tcp partition {}: cannot seek to {to}: {e}",
-                self.id.0
-            ))
+        let (at, skip) = locate(&self.log, to).map_err(|e| SourceError::Read {
+            what: format!("tcp partition {} at {to}", self.id.0),
+            reason: e.to_string(),
         })?;
         self.emit = at;
         self.skip = skip;
