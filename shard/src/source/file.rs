@@ -21,6 +21,7 @@ use glommio::io::BufferedFile;
 use weir_config::{FileFormat, FileSource as Spec};
 use weir_engine::{Invalid, InvalidReason, Offset, PartitionId};
 
+use super::partitions::{self, PartitionSlot};
 use super::{LocalFuture, Source, SourceError, SourceOutput};
 
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -68,6 +69,20 @@ struct FilePartition {
     skipping: bool,
     /// Held back by watermark alignment.
     paused: bool,
+}
+
+impl PartitionSlot for FilePartition {
+    fn id(&self) -> PartitionId {
+        self.id
+    }
+
+    fn position(&self) -> Offset {
+        Offset(FilePartition::position(self))
+    }
+
+    fn paused_mut(&mut self) -> &mut bool {
+        &mut self.paused
+    }
 }
 
 /// The files of a pipeline that one shard reads.
@@ -357,27 +372,15 @@ impl Source for FileSource {
     }
 
     fn set_paused(&mut self, partition: PartitionId, paused: bool) {
-        if let Some(p) = self.partitions.iter_mut().find(|p| p.id == partition) {
-            p.paused = paused;
-        }
+        partitions::set_paused(&mut self.partitions, partition, paused);
     }
 
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
-        self.partitions
-            .iter()
-            .map(|p| (p.id, Offset(p.position())))
-            .collect()
+        partitions::positions(&self.partitions)
     }
 
     fn seek(&mut self, partition: PartitionId, next: Offset) -> Result<(), SourceError> {
-        let part = self
-            .partitions
-            .iter_mut()
-            .find(|p| p.id == partition)
-            .ok_or(SourceError::NoSuchPartition {
-                source_kind: "file",
-                partition: partition.0,
-            })?;
+        let part = partitions::find_mut(&mut self.partitions, partition, "file")?;
         part.pos = next.0;
         part.pending.clear();
         part.consumed = 0;

@@ -15,6 +15,7 @@ use std::time::Instant;
 use weir_config::GeneratorSource as Spec;
 use weir_engine::{Event, EventTime, Key, Offset, PartitionId};
 
+use super::partitions::{self, PartitionSlot};
 use super::{LocalFuture, Source, SourceError, SourceOutput};
 
 /// Keys pre-built up to this many; beyond, keys are made per event.
@@ -53,6 +54,20 @@ fn mix(mut z: u64) -> u64 {
 /// Formats the text of key `k`.
 pub fn key_text(k: u64) -> String {
     format!("key-{k}")
+}
+
+impl PartitionSlot for Partition {
+    fn id(&self) -> PartitionId {
+        self.id
+    }
+
+    fn position(&self) -> Offset {
+        Offset(self.next)
+    }
+
+    fn paused_mut(&mut self) -> &mut bool {
+        &mut self.paused
+    }
 }
 
 impl GeneratorSource {
@@ -186,27 +201,15 @@ impl Source for GeneratorSource {
     }
 
     fn set_paused(&mut self, partition: PartitionId, paused: bool) {
-        if let Some(p) = self.partitions.iter_mut().find(|p| p.id == partition) {
-            p.paused = paused;
-        }
+        partitions::set_paused(&mut self.partitions, partition, paused);
     }
 
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
-        self.partitions
-            .iter()
-            .map(|p| (p.id, Offset(p.next)))
-            .collect()
+        partitions::positions(&self.partitions)
     }
 
     fn seek(&mut self, partition: PartitionId, next: Offset) -> Result<(), SourceError> {
-        let part = self
-            .partitions
-            .iter_mut()
-            .find(|p| p.id == partition)
-            .ok_or(SourceError::NoSuchPartition {
-                source_kind: "generator",
-                partition: partition.0,
-            })?;
+        let part = partitions::find_mut(&mut self.partitions, partition, "generator")?;
         part.next = next.0;
         part.paced_from = next.0;
         self.started = Instant::now();

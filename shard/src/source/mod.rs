@@ -13,6 +13,7 @@
 mod file;
 pub use file::list_files as file_files;
 mod generator;
+pub mod partitions;
 pub mod tcp;
 pub use tcp::TcpSource;
 

@@ -64,6 +64,7 @@ use weir_config::{Fsync, Storage, TcpSource as Spec};
 use weir_engine::{EventDecoder, Offset, PartitionId};
 use weir_storage::{FsyncPolicy, LogOffset, LogOptions};
 
+use super::partitions;
 use super::{LocalFuture, Source, SourceError, SourceOutput};
 use crate::metrics::Counters;
 use partition::PartitionLog;
@@ -333,37 +334,16 @@ impl Source for TcpSource {
     }
 
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
-        self.shared
-            .state
-            .borrow()
-            .parts
-            .iter()
-            .map(|p| (p.id, Offset(p.position().get())))
-            .collect()
+        partitions::positions(&self.shared.state.borrow().parts)
     }
 
     fn seek(&mut self, partition: PartitionId, next: Offset) -> Result<(), SourceError> {
         let mut st = self.shared.state.borrow_mut();
-        let part = st.parts.iter_mut().find(|p| p.id == partition).ok_or(
-            SourceError::NoSuchPartition {
-                source_kind: "tcp",
-                partition: partition.0,
-            },
-        )?;
-        part.seek(LogOffset::new(next.0))
+        partitions::find_mut(&mut st.parts, partition, "tcp")?.seek(LogOffset::new(next.0))
     }
 
     fn set_paused(&mut self, partition: PartitionId, paused: bool) {
-        if let Some(p) = self
-            .shared
-            .state
-            .borrow_mut()
-            .parts
-            .iter_mut()
-            .find(|p| p.id == partition)
-        {
-            p.paused = paused;
-        }
+        partitions::set_paused(&mut self.shared.state.borrow_mut().parts, partition, paused);
     }
 
     fn commit(&mut self, positions: &[(PartitionId, Offset)]) {

@@ -91,6 +91,20 @@ pub(crate) struct PartitionLog {
     pub finished: bool,
 }
 
+impl crate::source::partitions::PartitionSlot for PartitionLog {
+    fn id(&self) -> PartitionId {
+        self.id
+    }
+
+    fn position(&self) -> Offset {
+        Offset(PartitionLog::position(self).get())
+    }
+
+    fn paused_mut(&mut self) -> &mut bool {
+        &mut self.paused
+    }
+}
+
 impl PartitionLog {
     /// Opens (creating or recovering) the log in `dir` and scans it: the producer
     /// table, and where emission starts (the last commit marker).
