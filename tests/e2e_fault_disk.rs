@@ -9,7 +9,7 @@ mod fault_common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fault_common::*;
 
@@ -50,17 +50,6 @@ fn reference() -> Res<Vec<String>> {
     Ok(lines)
 }
 
-fn wait_running(w: &Weir) -> Res<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !w.log().contains("weir running") {
-        if Instant::now() > deadline {
-            return Err(format!("weir did not start: {}", w.log()).into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 /// `out/r.jsonl` as a symbolic link to a file on the tmpfs: the staging folder (next to
 /// the link) stays on the roomy disk, so a full tmpfs fails exactly the commits.
 fn link_output(dir: &Path, disk: &Tmpfs) -> Res<()> {
@@ -78,7 +67,7 @@ fn a_disk_that_fills_and_frees_under_the_sink_loses_no_window() -> Res<()> {
     };
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let mut w = Weir::spawn(dir.path(), &config(http, 5_000)?, "run")?;
-    wait_running(&w)?;
+    w.wait_running()?;
     std::thread::sleep(Duration::from_millis(1500));
     // The disk fills: pending output and commits fail, /health says why.
     let filler = disk.fill()?;
@@ -100,22 +89,57 @@ fn a_disk_that_fills_and_frees_under_the_sink_loses_no_window() -> Res<()> {
     Ok(())
 }
 
-#[test]
-fn a_failed_commit_is_retried_in_order_and_reported_until_it_succeeds() -> Res<()> {
-    let want = reference()?;
+/// An engine whose sink commits fail on a full tmpfs, with `/health` saying so.
+struct Stuck {
+    dir: tempfile::TempDir,
+    _disk: Tmpfs,
+    http: SocketAddr,
+    w: Weir,
+    filler: std::path::PathBuf,
+    body: String,
+}
+
+/// Starts the engine with its sink file on a 1 MiB tmpfs, lets it commit for 1.5 s,
+/// fills the tmpfs and waits until `/health` reports the commit pending. `None` where
+/// no tmpfs can be mounted.
+fn commit_stuck_on_a_full_disk() -> Res<Option<Stuck>> {
     let dir = tempfile::tempdir()?;
     let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "1m")? else {
-        return Ok(());
+        return Ok(None);
     };
     link_output(dir.path(), &disk)?;
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut w = Weir::spawn(dir.path(), &config(http, 5_000)?, "run")?;
-    wait_running(&w)?;
+    let w = Weir::spawn(dir.path(), &config(http, 5_000)?, "run")?;
+    w.wait_running()?;
     std::thread::sleep(Duration::from_millis(1500));
     let filler = disk.fill()?;
     let (_, body) = wait_health(http, Duration::from_secs(20), |status, body| {
         status == 503 && body.contains("commit_pending")
     })?;
+    Ok(Some(Stuck {
+        dir,
+        _disk: disk,
+        http,
+        w,
+        filler,
+        body,
+    }))
+}
+
+#[test]
+fn a_failed_commit_is_retried_in_order_and_reported_until_it_succeeds() -> Res<()> {
+    let want = reference()?;
+    let Some(stuck) = commit_stuck_on_a_full_disk()? else {
+        return Ok(());
+    };
+    let Stuck {
+        dir,
+        _disk,
+        http,
+        mut w,
+        filler,
+        body,
+    } = stuck;
     assert!(body.contains("No space left on device"), "{body}");
     assert!(body.contains("not committed (retrying)"), "{body}");
     // Checkpoints go on meanwhile, and none of their output overtakes the stuck one.
@@ -136,19 +160,16 @@ fn a_failed_commit_is_retried_in_order_and_reported_until_it_succeeds() -> Res<(
 #[test]
 fn a_kill_while_a_commit_is_retried_then_a_restart_gives_exact_output() -> Res<()> {
     let want = reference()?;
-    let dir = tempfile::tempdir()?;
-    let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "1m")? else {
+    let Some(stuck) = commit_stuck_on_a_full_disk()? else {
         return Ok(());
     };
-    link_output(dir.path(), &disk)?;
-    let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut w = Weir::spawn(dir.path(), &config(http, 5_000)?, "run")?;
-    wait_running(&w)?;
-    std::thread::sleep(Duration::from_millis(1500));
-    let filler = disk.fill()?;
-    wait_health(http, Duration::from_secs(20), |status, body| {
-        status == 503 && body.contains("commit_pending")
-    })?;
+    let Stuck {
+        dir,
+        _disk,
+        mut w,
+        filler,
+        ..
+    } = stuck;
     // Let later checkpoints complete uncommitted behind it, then kill.
     std::thread::sleep(Duration::from_millis(1000));
     w.kill9()?;

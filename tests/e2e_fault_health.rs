@@ -12,17 +12,6 @@ use std::time::{Duration, Instant};
 
 use fault_common::*;
 
-fn wait_running(w: &Weir) -> Res<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !w.log().contains("weir running") {
-        if Instant::now() > deadline {
-            return Err(format!("weir did not start: {}", w.log()).into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 #[test]
 fn a_tcp_source_that_cannot_store_events_makes_health_fail_with_the_reason() -> Res<()> {
     let dir = tempfile::tempdir()?;
@@ -51,7 +40,7 @@ sinks = [{{ type = "blackhole" }}]
         free_port()?
     );
     let mut w = Weir::spawn(dir.path(), &config, "run")?;
-    wait_running(&w)?;
+    w.wait_running()?;
     wait_health(http, Duration::from_secs(10), |status, _| status == 200)?;
     disk.fill()?;
     // The log needs fresh segments to store these; there is no room for any.
@@ -111,7 +100,7 @@ fn moved_away_and_back(delivery: &str) -> Res<()> {
     let dir = tempfile::tempdir()?;
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let mut w = Weir::spawn(dir.path(), &sink_config(http, delivery, 2_000)?, "run")?;
-    wait_running(&w)?;
+    w.wait_running()?;
     let out = dir.path().join("out/r.jsonl");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0 {

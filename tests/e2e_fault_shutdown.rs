@@ -35,17 +35,6 @@ sinks = [{{ type = "file", path = "out/r.jsonl", delay_ms = {delay_ms} }}]
     ))
 }
 
-fn wait_running(w: &Weir) -> Res<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !w.log().contains("weir running") {
-        if Instant::now() > deadline {
-            return Err(format!("weir did not start: {}", w.log()).into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 #[test]
 fn shards_that_do_not_drain_in_time_are_abandoned_and_the_restart_is_exact() -> Res<()> {
     let reference = tempfile::tempdir()?;
@@ -56,7 +45,7 @@ fn shards_that_do_not_drain_in_time_are_abandoned_and_the_restart_is_exact() -> 
 
     let dir = tempfile::tempdir()?;
     let mut w = Weir::spawn(dir.path(), &config(4_000, 10_000)?, "slow")?;
-    wait_running(&w)?;
+    w.wait_running()?;
     std::thread::sleep(Duration::from_millis(1500));
     w.signal("TERM")?;
     let asked = Instant::now();
@@ -78,7 +67,7 @@ fn shards_that_do_not_drain_in_time_are_abandoned_and_the_restart_is_exact() -> 
 fn a_second_sigint_exits_at_once() -> Res<()> {
     let dir = tempfile::tempdir()?;
     let mut w = Weir::spawn(dir.path(), &config(4_000, 10_000)?, "slow")?;
-    wait_running(&w)?;
+    w.wait_running()?;
     std::thread::sleep(Duration::from_millis(500));
     w.signal("INT")?;
     std::thread::sleep(Duration::from_millis(200));

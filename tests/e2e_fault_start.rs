@@ -74,11 +74,7 @@ fn a_second_engine_on_one_data_dir_exits_at_once_naming_the_folder_and_the_holde
     // The first runs long enough (20,000 events at 5,000/s) for the second to try.
     let first_config = format!("{}{}", head("data", 0.5)?, generator(20_000, 5_000));
     let mut first = Weir::spawn(dir.path(), &first_config, "first")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !first.log().contains("weir running") {
-        assert!(Instant::now() < deadline, "{}", first.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    first.wait_running()?;
     // Same data_dir, other admin ports, another sink file: refused by the data_dir lock.
     let second_config = format!("{}{}", head("data", 0.5)?, generator(20_000, 5_000))
         .replace("out/r.jsonl", "out/other.jsonl");
@@ -179,11 +175,7 @@ fn two_engines_never_share_a_tcp_port() -> Res<()> {
         &format!("{}{}", head("data1", 0.5)?, tcp_pipeline(&bind)),
         "first",
     )?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !first.log().contains("weir running") {
-        assert!(Instant::now() < deadline, "{}", first.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    first.wait_running()?;
     let config = format!("{}{}", head("data2", 0.5)?, tcp_pipeline(&bind))
         .replace("out/tcp.jsonl", "out/tcp2.jsonl");
     let (status, log) = run_to_end(dir.path(), &config, "second")?;

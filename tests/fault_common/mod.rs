@@ -107,6 +107,18 @@ impl Weir {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (at most 30 s) until the engine logs "weir running".
+    pub fn wait_running(&self) -> Res<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains("weir running") {
+            if Instant::now() > deadline {
+                return Err(format!("weir did not start: {}", self.log()).into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Waits at most `timeout` for the process to exit.
     pub fn wait(&mut self, timeout: Duration) -> Res<ExitStatus> {
         let deadline = Instant::now() + timeout;
