@@ -28,7 +28,7 @@ use weir_engine::{Event, Watermark};
 use crate::checkpoint::{PositionEntry, ShardAck};
 use crate::control::Control;
 use crate::core::route::route;
-use crate::core::{Alignment, Lifecycle, Offer, Outbox};
+use crate::core::{Alignment, Lifecycle, Offer, Outbox, batching};
 use crate::error::Result;
 use crate::message::Message;
 use crate::metrics::{Counters, add};
@@ -204,7 +204,7 @@ impl Shard {
             pl.outgoing[own] = local;
         }
         for dest in 0..self.nr_shards {
-            if dest != own && self.pipelines[p].outgoing[dest].len() >= batch {
+            if dest != own && batching::full(self.pipelines[p].outgoing[dest].len(), batch) {
                 self.seal(p, dest);
             }
         }
@@ -217,9 +217,8 @@ impl Shard {
         for p in 0..self.pipelines.len() {
             for dest in 0..self.nr_shards {
                 let pl = &self.pipelines[p];
-                if !pl.outgoing[dest].is_empty()
-                    && (all || now_ns.saturating_sub(pl.outgoing_since[dest]) >= self.linger_ns)
-                {
+                let (len, since) = (pl.outgoing[dest].len(), pl.outgoing_since[dest]);
+                if batching::due(len, since, now_ns, self.linger_ns, all) {
                     self.seal(p, dest);
                 }
             }
@@ -231,10 +230,7 @@ impl Shard {
         let now = now_ms();
         for p in 0..self.pipelines.len() {
             let (wm, idle) = self.pipelines[p].source_watermark(now);
-            if (wm, idle) == self.pipelines[p].sent_watermark {
-                continue;
-            }
-            if wm < self.pipelines[p].sent_watermark.0 {
+            if !batching::publish((wm, idle), self.pipelines[p].sent_watermark) {
                 continue;
             }
             // Everything routed before the watermark must travel before it.

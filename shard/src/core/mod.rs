@@ -8,10 +8,13 @@
 //!
 //! - [`alignment`]: which checkpoint to start, which inbox to hold, when to snapshot.
 //! - [`lifecycle`]: running, draining, quiesced, ended, as one state.
+//! - [`batching`]: when a batch goes (full, lingering, all at a stop) and when a
+//!   watermark goes after it.
 //! - [`outbox`]: messages waiting for each destination; backpressure.
 //! - [`route`]: each polled event to the shard that owns its key group.
 
 pub mod alignment;
+pub mod batching;
 pub mod lifecycle;
 pub mod outbox;
 pub mod route;
