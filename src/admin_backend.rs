@@ -333,7 +333,7 @@ impl Backend for RuntimeBackend {
                     reason,
                 } => Problem::SourceFailing {
                     pipeline,
-                    shard,
+                    shard: shard.index(),
                     reason,
                 },
                 Fault::Sink {
@@ -341,7 +341,7 @@ impl Backend for RuntimeBackend {
                     sink,
                     reason,
                 } => Problem::SinkCircuitOpen {
-                    shard,
+                    shard: shard.index(),
                     sink: Some(sink),
                     reason: Some(reason),
                 },
@@ -421,10 +421,10 @@ impl Backend for RuntimeBackend {
             .into_iter()
             .map(|r| {
                 let mut s = ShardState {
-                    shard: r.shard,
+                    shard: r.shard.index(),
                     log_bytes: counters
                         .shards
-                        .get(r.shard)
+                        .get(r.shard.index())
                         .map_or(0, |c| c.log_bytes.load(Ordering::Relaxed)),
                     ..ShardState::default()
                 };
@@ -483,7 +483,7 @@ impl Backend for RuntimeBackend {
             for r in &reports {
                 open.push(WindowCount {
                     pipeline: config.pipelines[p].id.clone(),
-                    shard: r.shard,
+                    shard: r.shard.index(),
                     open: r.pipelines.get(p).map_or(0, |p| p.state.windows as u64),
                 });
             }
@@ -649,7 +649,7 @@ impl RuntimeBackend {
                 }
                 partitions.push(PartitionWatermark {
                     partition: name,
-                    shard: report.shard,
+                    shard: report.shard.index(),
                     watermark_ms,
                     lag_ms: watermark_ms.map(|w| now - w),
                     state,

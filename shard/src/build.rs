@@ -17,6 +17,7 @@ use weir_engine::{
 
 use crate::error::{Error, Result};
 use crate::extensions::{Extensions, SourceContext};
+use crate::message::ShardId;
 use crate::pipeline::{PartitionState, ShardPipeline, agg_spec, open_sink};
 use crate::shard::{ShardSetup, now_ms};
 use crate::source::{self, FileSource, GeneratorSource, Source, SourceOutput};
@@ -32,7 +33,7 @@ pub(crate) fn build_pipelines(
 ) -> Result<Vec<ShardPipeline>> {
     let config = &setup.config;
     let nr_shards = setup.outboxes.len();
-    let shard = setup.shard;
+    let shard = setup.shard.index();
     let now = now_ms();
     let mut out = Vec::with_capacity(config.pipelines.len());
     for (index, spec) in config.pipelines.iter().enumerate() {
@@ -96,7 +97,7 @@ pub(crate) fn build_pipelines(
                     .collect();
                 let cx = SourceContext {
                     pipeline: &spec.id,
-                    shard,
+                    shard: ShardId(shard),
                     partitions: &owned,
                     options: &c.options,
                 };
@@ -228,7 +229,7 @@ pub(crate) fn build_pipelines(
             dead_letter,
             running: true,
             latency_us: Histogram::new(3).map_err(|e| Error::Shard {
-                shard,
+                shard: ShardId(shard),
                 reason: e.to_string(),
             })?,
             counters: Arc::clone(counters),

@@ -3,6 +3,7 @@
 //! comes back on a one-slot channel the asker waits on with a timeout, so a stalled
 //! shard can never hang the asker.
 
+use crate::message::ShardId;
 use crossbeam_channel::Sender;
 use hdrhistogram::Histogram;
 use weir_engine::{OpenWindow, PartitionId, StateStats, Watermark};
@@ -53,7 +54,7 @@ pub enum Control {
 #[derive(Debug, Clone)]
 pub struct ShardReport {
     /// The shard.
-    pub shard: usize,
+    pub shard: ShardId,
     /// Per pipeline, in config order.
     pub pipelines: Vec<PipelineReport>,
 }

@@ -33,7 +33,7 @@ pub enum Error {
     #[error("cannot start shard {shard}: {reason}")]
     Executor {
         /// The shard.
-        shard: usize,
+        shard: crate::message::ShardId,
         /// What glommio said.
         reason: String,
     },
@@ -97,7 +97,7 @@ pub enum Error {
     #[error("shard {shard} failed: {reason}")]
     Shard {
         /// The shard.
-        shard: usize,
+        shard: crate::message::ShardId,
         /// What went wrong.
         reason: String,
     },

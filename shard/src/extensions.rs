@@ -7,6 +7,7 @@
 //! shard starts, once per (pipeline, shard), and gets the partitions that shard owns
 //! (partition `i` belongs to shard `i mod shards`). See docs/EXTENDING.md.
 
+use crate::message::ShardId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ pub struct SourceContext<'a> {
     /// The pipeline id.
     pub pipeline: &'a str,
     /// The shard that will poll the source.
-    pub shard: usize,
+    pub shard: ShardId,
     /// The partitions this shard owns.
     pub partitions: &'a [PartitionId],
     /// The `options` table of the config.
@@ -35,7 +36,7 @@ pub struct SinkContext<'a> {
     /// The pipeline id.
     pub pipeline: &'a str,
     /// The shard whose results it takes.
-    pub shard: usize,
+    pub shard: ShardId,
     /// The `options` table of the config.
     pub options: &'a Options,
 }

@@ -16,6 +16,7 @@ use crate::checkpoint::{self, CoordinatorHandle, Restore, ShardAck};
 use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::extensions::Extensions;
+use crate::message::ShardId;
 use crate::metrics::Counters;
 use crate::shard::{ShardSetup, now_ms, run_shard};
 use crate::source::tcp::Registry;
@@ -150,7 +151,7 @@ pub(crate) fn start_shards(mesh: Mesh) -> Result<Shards> {
         let (ctl_tx, ctl_rx) = bounded(64);
         controls.push(ctl_tx);
         let setup = ShardSetup {
-            shard,
+            shard: ShardId(shard),
             config: Arc::clone(&mesh.config),
             inboxes,
             outboxes,
@@ -176,7 +177,7 @@ pub(crate) fn start_shards(mesh: Mesh) -> Result<Shards> {
             Ok(h) => handles.push(h),
             Err(e) => {
                 let error = Error::Executor {
-                    shard,
+                    shard: ShardId(shard),
                     reason: e.to_string(),
                 };
                 return abort(handles, error);
@@ -197,7 +198,7 @@ async fn shard_main(
     inputs: Arc<ShardInputs>,
     launch: Arc<start::Launch>,
 ) -> Result<()> {
-    let shard = setup.shard;
+    let shard = setup.shard.index();
     let report = launch.report(shard);
     let gate = Arc::clone(&setup.start);
     let arrival = gate.arrival();
@@ -272,7 +273,7 @@ pub(crate) fn start_coordinator(
                 let _ = c.send_timeout(Control::Shutdown, Duration::from_secs(1));
             }
             Err(Error::Executor {
-                shard: shards.controls.len(),
+                shard: ShardId(shards.controls.len()),
                 reason: format!("cannot start the checkpoint coordinator: {e}"),
             })
         }

@@ -50,6 +50,7 @@ pub use error::{Error, Result};
 pub use extensions::{Extensions, SinkContext, SourceContext};
 pub use handle::{KeyFilter, RuntimeHandle};
 pub use lock::FolderLocks;
+pub use message::{CheckpointId, ShardId};
 pub use metrics::Counters;
 
 /// A running engine.
@@ -247,7 +248,7 @@ impl Runtime {
                 }
                 Err(e) => {
                     first_error.get_or_insert(Error::Shard {
-                        shard,
+                        shard: message::ShardId(shard),
                         reason: e.to_string(),
                     });
                 }

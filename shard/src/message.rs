@@ -8,6 +8,24 @@ use weir_engine::{Event, Watermark};
 /// A checkpoint's number: the one the checkpoint store hands out.
 pub use weir_storage::CheckpointId;
 
+/// A shard: its index in the core map (0, 1, …), which is also the index of its
+/// counters, channels and partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ShardId(pub usize);
+
+impl ShardId {
+    /// The shard's index, for the per-shard vectors.
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ShardId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// One message on a shard-to-shard channel.
 #[derive(Debug)]
 pub enum Message {

@@ -145,14 +145,14 @@ pub enum Fault {
         /// The pipeline.
         pipeline: String,
         /// The shard.
-        shard: usize,
+        shard: crate::message::ShardId,
         /// What went wrong.
         reason: String,
     },
     /// A sink keeps failing: its circuit is open and results wait.
     Sink {
         /// The shard.
-        shard: usize,
+        shard: crate::message::ShardId,
         /// The sink (`file out/r.jsonl (exactly once)`).
         sink: String,
         /// The last error.

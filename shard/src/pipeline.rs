@@ -12,6 +12,7 @@ use weir_engine::{
 };
 
 use crate::control::{PartitionReport, PipelineReport};
+use crate::message::ShardId;
 use crate::metrics::{Counters, ShardCounters, add};
 
 use crate::sink::{BlackholeSink, ConsoleSink, FileSink, SinkWriter, StagedFileSink};
@@ -101,7 +102,7 @@ pub(crate) fn open_sink(
         SinkSpec::Custom { name, options } => {
             let cx = crate::SinkContext {
                 pipeline,
-                shard,
+                shard: ShardId(shard),
                 options,
             };
             let sink = extensions

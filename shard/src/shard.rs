@@ -31,12 +31,13 @@ use crate::core::route::route;
 use crate::core::{Alignment, Lifecycle, Offer, Outbox, batching};
 use crate::error::Result;
 use crate::message::Message;
+use crate::message::ShardId;
 use crate::metrics::{Counters, add};
 use crate::pipeline::ShardPipeline;
 
 /// Everything a shard is given when it starts.
 pub(crate) struct ShardSetup {
-    pub shard: usize,
+    pub shard: ShardId,
     pub config: Arc<Config>,
     pub inboxes: Vec<Option<Receiver<Message>>>,
     pub outboxes: Vec<Option<Sender<Message>>>,
@@ -431,13 +432,13 @@ impl Shard {
 pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) -> Result<()> {
     let nr_shards = setup.outboxes.len();
     let mut shard = Shard {
-        id: setup.shard,
+        id: setup.shard.index(),
         nr_shards,
         batch_size: setup.config.processing.batch_size,
         linger_ns: setup.config.processing.batch_linger_ms * 1_000_000,
         inboxes: setup.inboxes,
         outboxes: setup.outboxes,
-        outbox: Outbox::new(setup.shard, nr_shards),
+        outbox: Outbox::new(setup.shard.index(), nr_shards),
         control: setup.control,
         counters: setup.counters,
         stop: setup.stop,
@@ -445,7 +446,7 @@ pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) 
         pipelines,
         pool: Vec::new(),
         acks: setup.acks,
-        align: Alignment::new(setup.shard, nr_shards),
+        align: Alignment::new(setup.shard.index(), nr_shards),
         started_positions: Vec::new(),
         uncommitted: Vec::new(),
         life: Lifecycle::Running,

@@ -16,6 +16,7 @@
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
+use crate::message::ShardId;
 
 /// Counts shards that finished building (successfully or not) and lets them on when all
 /// have.
@@ -208,7 +209,7 @@ impl Drop for Report<'_> {
             self.launch.put(
                 self.shard,
                 Err(Error::Shard {
-                    shard: self.shard,
+                    shard: ShardId(self.shard),
                     reason: "it ended before it was ready".into(),
                 }),
             );

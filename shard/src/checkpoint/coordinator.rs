@@ -14,6 +14,7 @@ use weir_storage::CheckpointStore;
 
 use super::{CheckpointMeta, ShardAck, blob_name};
 use crate::control::Control;
+use crate::message::ShardId;
 use crate::metrics::{Counters, Fault};
 use crate::sink::transaction;
 
@@ -59,7 +60,7 @@ pub enum CheckpointError {
         /// The checkpoint.
         checkpoint: u64,
         /// The shard.
-        shard: usize,
+        shard: ShardId,
     },
     /// Not every shard acknowledged the checkpoint in time.
     #[error("checkpoint {checkpoint}: not every shard acknowledged within {waited_ms} ms")]
@@ -75,7 +76,7 @@ pub enum CheckpointError {
         /// The checkpoint.
         checkpoint: u64,
         /// The shard.
-        shard: usize,
+        shard: ShardId,
         /// The sink.
         sink: String,
         /// What the OS said.
@@ -87,7 +88,7 @@ pub enum CheckpointError {
         /// The checkpoint.
         checkpoint: u64,
         /// The shard.
-        shard: usize,
+        shard: ShardId,
         /// What the encoder said.
         reason: String,
     },
@@ -471,7 +472,10 @@ impl Coordinator {
                 Control::Checkpoint { id: checkpoint },
                 Duration::from_secs(5),
             )
-            .map_err(|_| CheckpointError::ShardUnreachable { checkpoint, shard })?;
+            .map_err(|_| CheckpointError::ShardUnreachable {
+                checkpoint,
+                shard: ShardId(shard),
+            })?;
         }
         let mut snapshots: Vec<Option<Vec<u8>>> = vec![None; n];
         let mut max_pause = 0;
@@ -503,7 +507,7 @@ impl Coordinator {
                 }
             })?;
             max_pause = max_pause.max(ack.pause_us);
-            if let Some(slot) = snapshots.get_mut(ack.shard) {
+            if let Some(slot) = snapshots.get_mut(ack.shard.index()) {
                 *slot = Some(bytes);
             }
         }

@@ -32,6 +32,8 @@ pub use restore::Restore;
 use rkyv::{Archive, Deserialize, Serialize};
 use weir_engine::snapshot::OperatorState;
 
+use crate::message::ShardId;
+
 /// A source partition's position in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct PositionEntry {
@@ -99,7 +101,7 @@ pub struct ShardAck {
     /// The checkpoint.
     pub id: u64,
     /// The shard.
-    pub shard: usize,
+    pub shard: ShardId,
     /// The shard's snapshot (encoded by the coordinator, off the shard), or why it
     /// failed.
     pub snapshot: Result<ShardSnapshot, StageError>,

@@ -11,6 +11,7 @@ use weir_engine::{Offset, PartitionId};
 
 use super::Shard;
 use crate::checkpoint::{PipelineSnapshot, PositionEntry, ShardAck, ShardSnapshot, StageError};
+use crate::message::ShardId;
 use crate::message::{CheckpointId, Message};
 
 impl Shard {
@@ -96,7 +97,7 @@ impl Shard {
         let snapshot = staged.map(|()| snapshot);
         let _ = self.acks.try_send(ShardAck {
             id,
-            shard: self.id,
+            shard: ShardId(self.id),
             snapshot,
             pause_us,
         });

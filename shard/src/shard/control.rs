@@ -3,6 +3,7 @@
 
 use super::Shard;
 use crate::control::{Control, ShardReport};
+use crate::message::ShardId;
 
 impl Shard {
     /// Answers one control request (from the coordinator or the admin thread).
@@ -15,7 +16,7 @@ impl Shard {
             }
             Control::Inspect { reply } => {
                 let report = ShardReport {
-                    shard: self.id,
+                    shard: ShardId(self.id),
                     pipelines: self.pipelines.iter().map(|p| p.report()).collect(),
                 };
                 let _ = reply.try_send(report);

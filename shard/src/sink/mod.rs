@@ -20,6 +20,7 @@ pub use console::ConsoleSink;
 pub use file::FileSink;
 pub use transaction::StagedFileSink;
 
+use crate::message::ShardId;
 use crate::metrics::Fault;
 use crate::source::LocalFuture;
 
@@ -92,7 +93,7 @@ impl CircuitFlag {
         self.counters.faults.raise(
             &self.key(sink),
             Fault::Sink {
-                shard: self.shard,
+                shard: ShardId(self.shard),
                 sink: sink.to_owned(),
                 reason: error.to_string(),
             },
@@ -106,7 +107,7 @@ impl CircuitFlag {
             .faults
             .current()
             .iter()
-            .any(|f| matches!(f, Fault::Sink { shard, .. } if *shard == self.shard));
+            .any(|f| matches!(f, Fault::Sink { shard, .. } if shard.index() == self.shard));
         if !others && let Some(c) = self.counters.shards.get(self.shard) {
             c.sink_circuit_open.store(false, Ordering::Relaxed);
         }

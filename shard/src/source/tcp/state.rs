@@ -28,6 +28,7 @@ use weir_storage::LogOffset;
 use super::notify::Notify;
 use super::partition::PartitionLog;
 use super::registry::{Producer, Registry};
+use crate::message::ShardId;
 use crate::metrics::Counters;
 
 /// In-memory bound of appended records not yet emitted, per source and shard. Each
@@ -161,7 +162,7 @@ impl State {
                 &format!("source/{}/{}", f.pipeline, f.shard),
                 crate::metrics::Fault::Source {
                     pipeline: f.pipeline.clone(),
-                    shard: f.shard,
+                    shard: ShardId(f.shard),
                     reason: format!("the TCP source cannot store events: {why}"),
                 },
             );
