@@ -123,9 +123,8 @@ impl Sim {
             }
         }
         let before = self.life.clone();
-        if self.life.take_drained_to_send() {
-            // Drained goes out behind everything: nothing to model downstream.
-        }
+        // Drained goes out behind everything: nothing to model downstream.
+        let _ = self.life.take_drained_to_send();
         if self.align.in_progress().is_none()
             && self.life.all_drained(self.me, &self.drained_from)
             && self.inboxes.iter().all(VecDeque::is_empty)

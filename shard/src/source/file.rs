@@ -216,14 +216,13 @@ impl FilePartition {
         }
     }
 
-    /// A line longer than [`MAX_LINE_BYTES`] is a bad record (its head shown) and the
-    /// rest of it is skipped; returns whether it was given out as one.
-    fn cut_overlong(&mut self, out: &mut SourceOutput) -> bool {
+    /// A line longer than [`MAX_LINE_BYTES`] is a bad record (its head shown, once) and
+    /// the rest of it is skipped.
+    fn cut_overlong(&mut self, out: &mut SourceOutput) {
         if self.pending.len() - self.consumed <= MAX_LINE_BYTES {
-            return false;
+            return;
         }
-        let was_skipping = self.skipping;
-        if !was_skipping {
+        if !self.skipping {
             let head = self.pending[self.consumed..self.consumed + 256].to_vec();
             out.bad(
                 self.id,
@@ -237,7 +236,6 @@ impl FilePartition {
         }
         self.skipping = true;
         self.consumed = self.pending.len();
-        !was_skipping
     }
 
     /// Reads up to `room` records: first the whole lines already read, then, while
@@ -324,10 +322,9 @@ impl FilePartition {
         }
         self.pending.extend_from_slice(&chunk);
         given += self.drain_lines(format, room - given, out);
-        if given < room && self.cut_overlong(out) {
-            given += 1;
+        if given < room {
+            self.cut_overlong(out);
         }
-        let _ = given;
         Ok(())
     }
 }
