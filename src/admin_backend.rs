@@ -748,6 +748,7 @@ fn describe_source(source: &Source) -> String {
         }
         Source::Tcp(t) => format!("tcp {}", t.bind),
         Source::Custom(c) => format!("custom {} ({} partitions)", c.name, c.partitions),
+        Source::Kafka(k) => format!("kafka {} at {} (group {})", k.topic, k.bootstrap, k.group),
     }
 }
 

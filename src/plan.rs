@@ -67,6 +67,15 @@ pub fn render(c: &Config) -> String {
             Source::File(f) => format!("file {} ({:?}, follow={})", f.path, f.format, f.follow),
             Source::Tcp(t) => format!("tcp {} (max line {} bytes)", t.bind, t.max_line_bytes),
             Source::Custom(c) => format!("custom {} ({} partitions)", c.name, c.partitions),
+            Source::Kafka(k) => format!(
+                "kafka {} at {} (group {}, start {:?}, event time {:?}{})",
+                k.topic,
+                k.bootstrap,
+                k.group,
+                k.start,
+                k.event_time,
+                if k.bounded { ", bounded" } else { "" }
+            ),
         };
         let _ = writeln!(s, "  source: {source}");
         let _ = writeln!(s, "  window: {}", p.window);

@@ -173,6 +173,8 @@ pub enum Source {
     File(FileSource),
     /// Newline-delimited JSON over TCP.
     Tcp(TcpSource),
+    /// The partitions of a Kafka topic.
+    Kafka(KafkaSource),
     /// A source registered by the program that embeds weir (see docs/EXTENDING.md).
     Custom(CustomSource),
 }
@@ -198,6 +200,7 @@ impl Source {
             Source::Generator(_) => "generator",
             Source::File(_) => "file",
             Source::Tcp(_) => "tcp",
+            Source::Kafka(_) => "kafka",
             Source::Custom(_) => "custom",
         }
     }
@@ -253,6 +256,50 @@ pub struct TcpSource {
     pub max_line_bytes: usize,
     /// Most concurrent connections.
     pub max_connections: usize,
+}
+
+/// Where a Kafka source starts reading a partition that no checkpoint covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaStart {
+    /// The oldest record Kafka still holds.
+    Earliest,
+    /// The end of the partition when weir starts (partitions added later are read from
+    /// their start, so nothing written to them is missed).
+    Latest,
+}
+
+/// Where a Kafka source takes an event's time from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaEventTime {
+    /// The `event.time` field of the record's JSON value.
+    Field,
+    /// The record's Kafka timestamp (create or log-append time, as the topic says).
+    Record,
+}
+
+/// Settings passed through to librdkafka (`security.protocol`, `sasl.mechanisms`, …).
+pub type KafkaProperties = std::collections::BTreeMap<String, String>;
+
+/// `source = { type = "kafka", ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSource {
+    /// `host:port[,host:port…]` of the brokers.
+    pub bootstrap: String,
+    /// The topic read.
+    pub topic: String,
+    /// The consumer group that completed checkpoints' offsets are committed to (for
+    /// monitoring: weir resumes from its own checkpoints); default `<app_name>-<id>`.
+    pub group: String,
+    /// Where partitions no checkpoint covers start.
+    pub start: KafkaStart,
+    /// Where event time comes from.
+    pub event_time: KafkaEventTime,
+    /// Read each partition to its end, then finish (a backfill); otherwise read forever.
+    pub bounded: bool,
+    /// How often the topic is asked for new partitions, in ms (0 = never).
+    pub discovery_interval_ms: u64,
+    /// Passed through to librdkafka as they are.
+    pub properties: KafkaProperties,
 }
 
 /// Where an event's time comes from.
@@ -408,6 +455,24 @@ pub enum Sink {
         /// Its own options, passed through.
         options: Options,
     },
+    /// A Kafka topic: one record per result, keyed by the window key.
+    Kafka(KafkaSink),
+}
+
+/// `{ type = "kafka", ... }` as a sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSink {
+    /// `host:port[,host:port…]` of the brokers.
+    pub bootstrap: String,
+    /// The topic written.
+    pub topic: String,
+    /// Exactly-once through Kafka transactions, or at-least-once.
+    pub delivery: Delivery,
+    /// `transaction.timeout.ms` of the transactional producers: longer than the
+    /// checkpoint interval, or the broker aborts transactions before weir commits them.
+    pub transaction_timeout_ms: u64,
+    /// Passed through to librdkafka as they are.
+    pub properties: KafkaProperties,
 }
 
 impl fmt::Display for Sink {
@@ -416,6 +481,16 @@ impl fmt::Display for Sink {
             Sink::Console => f.write_str("console"),
             Sink::Blackhole => f.write_str("blackhole"),
             Sink::Custom { name, .. } => write!(f, "custom {name}"),
+            Sink::Kafka(k) => write!(
+                f,
+                "kafka {} at {} ({})",
+                k.topic,
+                k.bootstrap,
+                match k.delivery {
+                    Delivery::ExactlyOnce => "exactly once",
+                    Delivery::AtLeastOnce => "at least once",
+                }
+            ),
             Sink::File { path, delivery, .. } => write!(
                 f,
                 "file {path} ({})",

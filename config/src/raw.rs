@@ -246,6 +246,15 @@ pub(crate) struct RawSource {
     pub bind: Option<String>,
     pub max_line_bytes: Option<i64>,
     pub max_connections: Option<i64>,
+    // kafka
+    pub bootstrap: Option<String>,
+    pub topic: Option<String>,
+    pub group: Option<String>,
+    pub start: Option<String>,
+    pub event_time: Option<String>,
+    pub bounded: Option<bool>,
+    pub discovery_interval_ms: Option<i64>,
+    pub properties: Option<toml::Table>,
     // custom
     pub name: Option<String>,
     pub options: Option<toml::Table>,
@@ -304,6 +313,11 @@ pub(crate) struct RawSink {
     pub delay_ms: Option<i64>,
     pub name: Option<String>,
     pub options: Option<toml::Table>,
+    // kafka
+    pub bootstrap: Option<String>,
+    pub topic: Option<String>,
+    pub transaction_timeout_ms: Option<i64>,
+    pub properties: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]

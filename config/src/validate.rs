@@ -117,6 +117,7 @@ pub(crate) fn validate(raw: RawConfig) -> Checked<Config> {
             }
         }
     }
+    kafka_defaults(&raw.app_name, &processing, &mut pipelines)?;
     let data_dir = PathBuf::from(raw.data_dir);
     let cwd = std::env::current_dir().unwrap_or_default();
     crate::paths::check_distinct_files(&pipelines, &data_dir, &cwd)?;
@@ -478,6 +479,16 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
         ("max_line_bytes", raw.max_line_bytes.is_some()),
         ("max_connections", raw.max_connections.is_some()),
     ];
+    let kafka_keys = [
+        ("bootstrap", raw.bootstrap.is_some()),
+        ("topic", raw.topic.is_some()),
+        ("group", raw.group.is_some()),
+        ("start", raw.start.is_some()),
+        ("event_time", raw.event_time.is_some()),
+        ("bounded", raw.bounded.is_some()),
+        ("discovery_interval_ms", raw.discovery_interval_ms.is_some()),
+        ("properties", raw.properties.is_some()),
+    ];
     let custom_keys = [
         ("name", raw.name.is_some()),
         ("options", raw.options.is_some()),
@@ -495,7 +506,7 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
     };
     match kind {
         "generator" => {
-            forbid(&[&file_keys, &tcp_keys, &custom_keys])?;
+            forbid(&[&file_keys, &tcp_keys, &kafka_keys, &custom_keys])?;
             let rate = raw.rate.unwrap_or(0.0);
             if !rate.is_finite() || rate < 0.0 {
                 return Err(Problem::new(format!("{at}.rate"), "must be a number >= 0"));
@@ -522,7 +533,7 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
             }))
         }
         "file" => {
-            forbid(&[&generator_keys, &tcp_keys, &custom_keys])?;
+            forbid(&[&generator_keys, &tcp_keys, &kafka_keys, &custom_keys])?;
             let path = raw.path.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
                 Problem::new(format!("{at}.path"), "is required for a file source")
             })?;
@@ -543,7 +554,7 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
             }))
         }
         "tcp" => {
-            forbid(&[&generator_keys, &file_keys, &custom_keys])?;
+            forbid(&[&generator_keys, &file_keys, &kafka_keys, &custom_keys])?;
             let bind = raw.bind.as_deref().ok_or_else(|| {
                 Problem::new(format!("{at}.bind"), "is required for a tcp source")
             })?;
@@ -559,13 +570,55 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
                 )? as usize,
             }))
         }
+        "kafka" => {
+            forbid(&[&generator_keys, &file_keys, &tcp_keys, &custom_keys])?;
+            let start = match raw.start.as_deref() {
+                None | Some("earliest") => KafkaStart::Earliest,
+                Some("latest") => KafkaStart::Latest,
+                Some(other) => {
+                    return Err(Problem::new(
+                        format!("{at}.start"),
+                        format!("must be \"earliest\" or \"latest\" (got {other:?})"),
+                    ));
+                }
+            };
+            let event_time = match raw.event_time.as_deref() {
+                None | Some("field") => KafkaEventTime::Field,
+                Some("kafka") => KafkaEventTime::Record,
+                Some(other) => {
+                    return Err(Problem::new(
+                        format!("{at}.event_time"),
+                        format!("must be \"field\" or \"kafka\" (got {other:?})"),
+                    ));
+                }
+            };
+            Ok(Source::Kafka(KafkaSource {
+                bootstrap: kafka_bootstrap(at, raw.bootstrap.as_deref())?,
+                topic: kafka_topic(at, raw.topic.as_deref())?,
+                group: match raw.group.as_deref() {
+                    None => String::new(),
+                    Some(g) if g.trim().is_empty() => {
+                        return Err(Problem::new(format!("{at}.group"), "must not be empty"));
+                    }
+                    Some(g) => g.to_owned(),
+                },
+                start,
+                event_time,
+                bounded: raw.bounded.unwrap_or(false),
+                discovery_interval_ms: non_negative(
+                    &format!("{at}.discovery_interval_ms"),
+                    raw.discovery_interval_ms.unwrap_or(10_000),
+                )?,
+                properties: kafka_properties(at, raw.properties.as_ref(), KAFKA_SOURCE_OWNED)?,
+            }))
+        }
         "custom" => {
             let only_partitions: Vec<(&str, bool)> = generator_keys
                 .iter()
                 .copied()
                 .filter(|(k, _)| *k != "partitions")
                 .collect();
-            forbid(&[&only_partitions, &file_keys, &tcp_keys])?;
+            forbid(&[&only_partitions, &file_keys, &tcp_keys, &kafka_keys])?;
             let name = raw.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
                 Problem::new(format!("{at}.name"), "is required for a custom source")
             })?;
@@ -584,13 +637,31 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
         }
         other => Err(Problem::new(
             format!("{at}.type"),
-            format!("unknown source type {other:?} (expected generator, file, tcp or custom)"),
+            format!(
+                "unknown source type {other:?} (expected generator, file, tcp, kafka or custom)"
+            ),
         )),
     }
 }
 
 fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
     let kind = raw.kind.as_str();
+    let forbid_kafka = |kind: &str| -> Checked<()> {
+        for (name, set) in [
+            ("bootstrap", raw.bootstrap.is_some()),
+            ("topic", raw.topic.is_some()),
+            (
+                "transaction_timeout_ms",
+                raw.transaction_timeout_ms.is_some(),
+            ),
+            ("properties", raw.properties.is_some()),
+        ] {
+            if set {
+                return Err(not_allowed(format!("{at}.{name}"), &format!("{kind} sink")));
+            }
+        }
+        Ok(())
+    };
     let forbid_all = || -> Checked<()> {
         for (name, set) in [
             ("path", raw.path.is_some()),
@@ -603,7 +674,17 @@ fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
                 return Err(not_allowed(format!("{at}.{name}"), &format!("{kind} sink")));
             }
         }
-        Ok(())
+        forbid_kafka(kind)
+    };
+    let delivery = || -> Checked<Delivery> {
+        match raw.delivery.as_deref() {
+            None | Some("exactly_once") => Ok(Delivery::ExactlyOnce),
+            Some("at_least_once") => Ok(Delivery::AtLeastOnce),
+            Some(other) => Err(Problem::new(
+                format!("{at}.delivery"),
+                format!("must be \"exactly_once\" or \"at_least_once\" (got {other:?})"),
+            )),
+        }
     };
     match kind {
         "console" => forbid_all().map(|()| Sink::Console),
@@ -617,23 +698,14 @@ fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
                     return Err(not_allowed(format!("{at}.{name}"), "file sink"));
                 }
             }
+            forbid_kafka("file")?;
             let path =
                 raw.path.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
                     Problem::new(format!("{at}.path"), "is required for a file sink")
                 })?;
-            let delivery = match raw.delivery.as_deref() {
-                None | Some("exactly_once") => Delivery::ExactlyOnce,
-                Some("at_least_once") => Delivery::AtLeastOnce,
-                Some(other) => {
-                    return Err(Problem::new(
-                        format!("{at}.delivery"),
-                        format!("must be \"exactly_once\" or \"at_least_once\" (got {other:?})"),
-                    ));
-                }
-            };
             Ok(Sink::File {
                 path,
-                delivery,
+                delivery: delivery()?,
                 delay_ms: non_negative(&format!("{at}.delay_ms"), raw.delay_ms.unwrap_or(0))?,
             })
         }
@@ -647,6 +719,7 @@ fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
                     return Err(not_allowed(format!("{at}.{name}"), "custom sink"));
                 }
             }
+            forbid_kafka("custom")?;
             let name = raw.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
                 Problem::new(format!("{at}.name"), "is required for a custom sink")
             })?;
@@ -655,9 +728,183 @@ fn sink(at: &str, raw: &RawSink) -> Checked<Sink> {
                 options: raw.options.clone().unwrap_or_default(),
             })
         }
+        "kafka" => {
+            for (name, set) in [
+                ("path", raw.path.is_some()),
+                ("delay_ms", raw.delay_ms.is_some()),
+                ("name", raw.name.is_some()),
+                ("options", raw.options.is_some()),
+            ] {
+                if set {
+                    return Err(not_allowed(format!("{at}.{name}"), "kafka sink"));
+                }
+            }
+            Ok(Sink::Kafka(KafkaSink {
+                bootstrap: kafka_bootstrap(at, raw.bootstrap.as_deref())?,
+                topic: kafka_topic(at, raw.topic.as_deref())?,
+                delivery: delivery()?,
+                // 0 = derived from the checkpoint interval in `validate`.
+                transaction_timeout_ms: match raw.transaction_timeout_ms {
+                    None => 0,
+                    Some(t) => positive(&format!("{at}.transaction_timeout_ms"), t)?,
+                },
+                properties: kafka_properties(at, raw.properties.as_ref(), KAFKA_SINK_OWNED)?,
+            }))
+        }
         other => Err(Problem::new(
             format!("{at}.type"),
-            format!("unknown sink type {other:?} (expected console, file, blackhole or custom)"),
+            format!(
+                "unknown sink type {other:?} (expected console, file, kafka, blackhole or custom)"
+            ),
         )),
     }
+}
+
+/// librdkafka settings a Kafka source sets itself: a `properties` entry may not change them.
+const KAFKA_SOURCE_OWNED: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+    "isolation.level",
+];
+
+/// librdkafka settings a Kafka sink sets itself.
+const KAFKA_SINK_OWNED: &[&str] = &[
+    "bootstrap.servers",
+    "transactional.id",
+    "enable.idempotence",
+    "transaction.timeout.ms",
+];
+
+fn kafka_bootstrap(at: &str, raw: Option<&str>) -> Checked<String> {
+    let key = format!("{at}.bootstrap");
+    let text = raw
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| Problem::new(&key, "is required for kafka (host:port of a broker)"))?;
+    for broker in text.split(',').map(str::trim) {
+        let port = broker
+            .rsplit_once(':')
+            .map(|(host, port)| (host, port.parse::<u16>()));
+        match port {
+            Some((host, Ok(p))) if !host.is_empty() && p > 0 => {}
+            _ => {
+                return Err(Problem::new(
+                    &key,
+                    format!("{broker:?} is not host:port (a list is comma-separated)"),
+                ));
+            }
+        }
+    }
+    Ok(text.to_owned())
+}
+
+/// Kafka's own rule for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn kafka_topic(at: &str, raw: Option<&str>) -> Checked<String> {
+    let key = format!("{at}.topic");
+    let topic = raw.ok_or_else(|| Problem::new(&key, "is required for kafka"))?;
+    let legal = topic
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if topic.is_empty() || topic.len() > 249 || !legal || topic == "." || topic == ".." {
+        return Err(Problem::new(
+            &key,
+            format!(
+                "{topic:?} is not a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-')"
+            ),
+        ));
+    }
+    Ok(topic.to_owned())
+}
+
+fn kafka_properties(
+    at: &str,
+    raw: Option<&toml::Table>,
+    owned: &[&str],
+) -> Checked<KafkaProperties> {
+    let mut out = KafkaProperties::new();
+    for (name, value) in raw.into_iter().flatten() {
+        let key = format!("{at}.properties.{name}");
+        if owned.contains(&name.as_str()) {
+            return Err(Problem::new(
+                key,
+                "is set by weir itself (use the kafka source or sink keys instead)",
+            ));
+        }
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => {
+                return Err(Problem::new(
+                    key,
+                    "must be a string, number or boolean (librdkafka settings are text)",
+                ));
+            }
+        };
+        out.insert(name.clone(), text);
+    }
+    Ok(out)
+}
+
+/// The Kafka keys that depend on the rest of the config: a source's default group, and
+/// a sink's transaction timeout, which must outlast a checkpoint interval (a
+/// transaction stays open from one checkpoint to the commit after the next).
+fn kafka_defaults(
+    app_name: &str,
+    processing: &Processing,
+    pipelines: &mut [Pipeline],
+) -> Checked<()> {
+    let interval_ms = (processing.checkpoint_interval_secs * 1000.0).ceil() as u64;
+    for (i, p) in pipelines.iter_mut().enumerate() {
+        if let Source::Kafka(k) = &mut p.source
+            && k.group.is_empty()
+        {
+            k.group = format!("{app_name}-{}", p.id);
+        }
+        let sinks = p
+            .sinks
+            .iter_mut()
+            .enumerate()
+            .map(|(j, s)| (format!("pipelines[{i}].sinks[{j}]"), s))
+            .chain(
+                p.late_sink
+                    .as_mut()
+                    .map(|s| (format!("pipelines[{i}].late_sink"), s)),
+            );
+        for (at, sink) in sinks {
+            let Sink::Kafka(k) = sink else {
+                continue;
+            };
+            if k.delivery == Delivery::AtLeastOnce {
+                if k.transaction_timeout_ms == 0 {
+                    k.transaction_timeout_ms = 60_000;
+                }
+                continue;
+            }
+            if interval_ms == 0 {
+                return Err(Problem::new(
+                    format!("{at}.delivery"),
+                    "an exactly-once kafka sink commits at checkpoints: set \
+                     processing.checkpoint_interval above 0",
+                ));
+            }
+            if k.transaction_timeout_ms == 0 {
+                k.transaction_timeout_ms = (4 * interval_ms).clamp(60_000, 900_000);
+            }
+            if k.transaction_timeout_ms <= interval_ms {
+                return Err(Problem::new(
+                    format!("{at}.transaction_timeout_ms"),
+                    format!(
+                        "must exceed the checkpoint interval ({interval_ms} ms): the broker \
+                         aborts a transaction open longer than this, before weir commits it"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

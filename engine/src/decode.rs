@@ -88,7 +88,8 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(reason: InvalidReason, message: impl Into<String>) -> Self {
+    /// A bad record for `reason`, explained by `message`.
+    pub fn new(reason: InvalidReason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),

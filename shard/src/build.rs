@@ -28,6 +28,7 @@ pub(crate) fn build_pipelines(
     setup: &ShardSetup,
     files: &[Vec<PathBuf>],
     generator_start: &[Option<i64>],
+    kafka: &[Option<Arc<crate::kafka::TopicWatch>>],
     restore: &checkpoint::Restore,
     extensions: &Extensions,
 ) -> Result<Vec<ShardPipeline>> {
@@ -39,7 +40,15 @@ pub(crate) fn build_pipelines(
     for (index, spec) in config.pipelines.iter().enumerate() {
         let agg = agg_spec(spec);
         let needs_value = spec.aggregates.iter().any(|a| a.needs_value());
-        let decoder = EventDecoder::new(&spec.event, needs_value);
+        let decoder = match &spec.source {
+            // The event time is the record's timestamp: no field is read for it.
+            SourceSpec::Kafka(k) if k.event_time == weir_config::KafkaEventTime::Record => {
+                let mut fields = spec.event.clone();
+                fields.time = weir_config::TimeField::Processing;
+                EventDecoder::new(&fields, needs_value)
+            }
+            _ => EventDecoder::new(&spec.event, needs_value),
+        };
         let source: Option<Box<dyn Source>> = match &spec.source {
             SourceSpec::Generator(g) => {
                 let owned: Vec<PartitionId> = (0..g.partitions)
@@ -63,6 +72,24 @@ pub(crate) fn build_pipelines(
                 Some(Box::new(FileSource::new(f, owned)))
             }
             SourceSpec::Custom(_) => None,
+            SourceSpec::Kafka(k) => {
+                let watch = kafka
+                    .get(index)
+                    .cloned()
+                    .flatten()
+                    .ok_or_else(|| Error::Start {
+                        key: format!("pipelines[{index}].source"),
+                        reason: "the kafka topic was not planned".into(),
+                    })?;
+                Some(Box::new(
+                    crate::kafka::KafkaSource::open(k, watch, shard, nr_shards).map_err(|e| {
+                        Error::Start {
+                            key: format!("pipelines[{index}].source"),
+                            reason: e.to_string(),
+                        }
+                    })?,
+                ))
+            }
             SourceSpec::Tcp(t) => Some(Box::new(
                 source::TcpSource::open(source::tcp::TcpSourceConfig {
                     pipeline: &spec.id,
@@ -140,22 +167,44 @@ pub(crate) fn build_pipelines(
                 reason: format!("{sink}: {e}"),
             }
         };
+        let open = |s: &weir_config::Sink, key: String, role: String| -> Result<sink::SinkWriter> {
+            match s {
+                weir_config::Sink::Kafka(k) => {
+                    let setup = crate::kafka::SinkSetup {
+                        spec: k,
+                        app_name: &config.app_name,
+                        pipeline: &spec.id,
+                        role,
+                        shard,
+                        nr_shards,
+                        data_dir: &config.data_dir,
+                        restored: restore.id,
+                        old_shards: restore.shards.len(),
+                    };
+                    let sink = crate::kafka::KafkaSink::open(&setup)
+                        .map_err(|reason| Error::Start { key, reason })?;
+                    Ok(sink::SinkWriter::new(Box::new(sink), circuit.clone()))
+                }
+                _ => open_sink(s, &spec.id, shard, extensions, circuit.clone())
+                    .map_err(start_error(key, s)),
+            }
+        };
         let sinks = spec
             .sinks
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                open_sink(s, &spec.id, shard, extensions, circuit.clone())
-                    .map_err(start_error(format!("pipelines[{index}].sinks[{i}]"), s))
+                open(
+                    s,
+                    format!("pipelines[{index}].sinks[{i}]"),
+                    format!("sink{i}"),
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         let late_sink = spec
             .late_sink
             .as_ref()
-            .map(|s| {
-                open_sink(s, &spec.id, shard, extensions, circuit.clone())
-                    .map_err(start_error(format!("pipelines[{index}].late_sink"), s))
-            })
+            .map(|s| open(s, format!("pipelines[{index}].late_sink"), "late".into()))
             .transpose()?;
         let dl_path = config
             .data_dir

@@ -82,6 +82,8 @@ pub(crate) fn registries(config: &Config) -> Arc<[Option<Arc<Registry>>]> {
 pub(crate) struct ShardInputs {
     pub files: Vec<Vec<PathBuf>>,
     pub generator_start: Vec<Option<i64>>,
+    /// Per pipeline, its Kafka topic's watch.
+    pub kafka: Vec<Option<Arc<crate::kafka::TopicWatch>>>,
     pub restore: Arc<Restore>,
     pub extensions: Arc<Extensions>,
 }
@@ -206,6 +208,7 @@ async fn shard_main(
         &setup,
         &inputs.files,
         &inputs.generator_start,
+        &inputs.kafka,
         &inputs.restore,
         &inputs.extensions,
     );

@@ -26,6 +26,7 @@ pub mod core;
 pub mod error;
 pub mod extensions;
 mod handle;
+pub mod kafka;
 mod launch;
 mod lock;
 pub mod message;
@@ -111,6 +112,7 @@ impl Runtime {
         placement::ensure_memlock(nr_shards)?;
         build::probe_tcp_ports(&config)?;
         let files = build::plan_files(&config)?;
+        let kafka = kafka::plan(&config)?;
         let dead_letters = config.data_dir.join("dead-letter");
         std::fs::create_dir_all(&dead_letters).map_err(|source| Error::Io {
             path: dead_letters,
@@ -125,6 +127,7 @@ impl Runtime {
         let inputs = Arc::new(launch::ShardInputs {
             files: files.clone(),
             generator_start: generator_start.clone(),
+            kafka,
             restore,
             extensions,
         });

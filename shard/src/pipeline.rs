@@ -35,6 +35,19 @@ pub(crate) struct PartitionState {
 }
 
 impl PartitionState {
+    /// A partition read from its start, as of `now` (ms).
+    pub fn new(id: PartitionId, watermark: &weir_config::Watermarks, now: u64) -> Self {
+        Self {
+            id,
+            clock: PartitionClock::new(watermark.delay_ms, watermark.idle_timeout_ms, now),
+            finished: false,
+            lowest_since: now,
+            aligned_out: false,
+            records: 0,
+            last_cut: 0,
+        }
+    }
+
     /// How many records the partition may give before its next cut point.
     pub fn room(&self, batch: u64) -> usize {
         usize::try_from(batch - self.records % batch).unwrap_or(usize::MAX)
@@ -112,10 +125,16 @@ pub(crate) fn open_sink(
         }
         SinkSpec::Console => SinkWriter::new(Box::new(ConsoleSink), circuit),
         SinkSpec::Blackhole => SinkWriter::new(Box::new(BlackholeSink), circuit).into_discarding(),
+        SinkSpec::Kafka(_) => {
+            // Opened with its transactional set-up in `build`.
+            return Err(std::io::Error::other(
+                "a kafka sink is opened by the shard's build",
+            ));
+        }
         SinkSpec::File {
             path,
-            delay_ms,
             delivery: Delivery::AtLeastOnce,
+            delay_ms,
         } => SinkWriter::new(Box::new(FileSink::open(path, *delay_ms)?), circuit),
         SinkSpec::File {
             path,

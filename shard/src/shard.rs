@@ -33,7 +33,7 @@ use crate::error::Result;
 use crate::message::Message;
 use crate::message::ShardId;
 use crate::metrics::{Counters, add};
-use crate::pipeline::ShardPipeline;
+use crate::pipeline::{PartitionState, ShardPipeline};
 
 /// Everything a shard is given when it starts.
 pub(crate) struct ShardSetup {
@@ -150,6 +150,14 @@ impl Shard {
         let own = self.id;
         {
             let pl = &mut self.pipelines[p];
+            // A source that took on new partitions (a Kafka topic grew): track them.
+            for id in std::mem::take(&mut pl.source_out.added) {
+                if pl.partitions.iter().all(|s| s.id != id) {
+                    pl.partitions
+                        .push(PartitionState::new(id, &pl.spec.watermark, now));
+                    pl.source_tracker.add_input();
+                }
+            }
             route(
                 &mut pl.source_out.events,
                 &mut pl.partitions,
@@ -254,6 +262,9 @@ impl Shard {
         let due = force || self.last_sink_flush.elapsed() >= Duration::from_millis(50);
         for pl in &mut self.pipelines {
             pl.encode_output();
+            for s in pl.sinks.iter_mut().chain(pl.late_sink.as_mut()) {
+                s.tick().await;
+            }
             if !due && pl.buffered_bytes() < crate::sink::FLUSH_BYTES {
                 continue;
             }
@@ -354,6 +365,11 @@ impl Shard {
             self.complete_checkpoint_if_aligned().await;
             if self.life == Lifecycle::Ended {
                 self.flush_sinks(true).await;
+                for pl in &mut self.pipelines {
+                    for s in pl.sinks.iter_mut().chain(pl.late_sink.as_mut()) {
+                        s.close().await;
+                    }
+                }
                 me.stopped.store(true, Ordering::Relaxed);
                 return Ok(());
             }

@@ -110,6 +110,11 @@ impl Shard {
 
     /// Checkpoint `id` is committed: sources may let go of what it covers.
     pub(super) fn committed(&mut self, id: u64) {
+        for pl in &mut self.pipelines {
+            for s in pl.sinks.iter_mut().chain(pl.late_sink.as_mut()) {
+                s.committed(id);
+            }
+        }
         let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.uncommitted)
             .into_iter()
             .partition(|(c, _)| *c <= id);

@@ -50,6 +50,22 @@ pub trait Sink {
     fn sync(&mut self) -> LocalFuture<'_, std::io::Result<()>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Checkpoint `checkpoint` is complete (its manifest is durable): a sink that
+    /// commits its own output (Kafka transactions) may commit what it staged up to it.
+    /// Called on the shard; must not wait.
+    fn committed(&mut self, _checkpoint: u64) {}
+
+    /// Called on every turn of the shard: a sink with work of its own (a commit in
+    /// flight) moves it on here, without waiting for the network.
+    fn tick(&mut self) -> LocalFuture<'_, std::io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The shard ends: finish what was committed (bounded by the sink's own timeout).
+    fn close(&mut self) -> LocalFuture<'_, std::io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Discards everything (benchmarks).
@@ -216,5 +232,25 @@ impl SinkWriter {
     /// Makes written lines durable.
     pub async fn sync(&mut self) -> std::io::Result<()> {
         self.sink.sync().await
+    }
+
+    /// Checkpoint `checkpoint` is complete.
+    pub fn committed(&mut self, checkpoint: u64) {
+        self.sink.committed(checkpoint);
+    }
+
+    /// The sink's own work of a shard turn; a failure opens the circuit.
+    pub async fn tick(&mut self) {
+        if let Err(e) = self.sink.tick().await {
+            self.failures = self.failures.max(CIRCUIT_OPEN_AFTER);
+            self.circuit.open(&self.sink.describe(), &e);
+        }
+    }
+
+    /// The shard ends.
+    pub async fn close(&mut self) {
+        if let Err(e) = self.sink.close().await {
+            tracing::error!(sink = %self.sink.describe(), error = %e, "closing the sink failed; the next start finishes its commit");
+        }
     }
 }

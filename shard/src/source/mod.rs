@@ -119,6 +119,12 @@ pub trait Source {
 
     /// A checkpoint covering these positions is complete (a no-op for replayable files).
     fn commit(&mut self, _positions: &[(PartitionId, Offset)]) {}
+
+    /// Records between a partition's position and its end as the system of record last
+    /// said (Kafka's lag), where the source knows it.
+    fn lag(&self, _partition: PartitionId) -> Option<u64> {
+        None
+    }
 }
 
 /// Where a source puts what it read. Lines are decoded here, with the pipeline's decoder;
@@ -137,6 +143,9 @@ pub struct SourceOutput {
     pub empty: Vec<PartitionId>,
     /// Partitions that ended.
     pub finished: Vec<PartitionId>,
+    /// Partitions the source took on since the last poll (a Kafka topic grew): the
+    /// runtime starts tracking their watermarks.
+    pub added: Vec<PartitionId>,
     /// Records each partition may still give in this poll (set by the runtime before
     /// it polls); partitions not listed have no limit but `max`.
     rooms: Vec<(PartitionId, usize)>,
@@ -153,6 +162,7 @@ impl SourceOutput {
             invalid: Vec::new(),
             empty: Vec::new(),
             finished: Vec::new(),
+            added: Vec::new(),
             rooms: Vec::new(),
         }
     }
@@ -196,6 +206,22 @@ impl SourceOutput {
         }
     }
 
+    /// Decodes and adds a JSON line whose event time is `time_ms` (a Kafka record's
+    /// timestamp), for a pipeline whose decoder reads no time field.
+    pub fn json_line_at(
+        &mut self,
+        partition: PartitionId,
+        offset: Offset,
+        line: &[u8],
+        time_ms: i64,
+    ) {
+        let id = self.id(partition, offset);
+        match self.decoder.decode_json(line, id, time_ms) {
+            Ok(e) => self.events.push(e),
+            Err(why) => self.invalid.push((id, line.to_vec(), why)),
+        }
+    }
+
     /// Decodes and adds a record of named text fields (a CSV row).
     pub fn fields<'f>(
         &mut self,
@@ -233,5 +259,6 @@ impl SourceOutput {
         self.invalid.clear();
         self.empty.clear();
         self.finished.clear();
+        self.added.clear();
     }
 }

@@ -1,0 +1,101 @@
+//! Kafka in and out, through librdkafka (the `rdkafka` crate, bundled, without tokio).
+//!
+//! - [`KafkaSource`]: one consumer per shard, manually assigned the topic's partitions
+//!   `p` with `p mod shards == shard`, polled with a zero timeout from the shard's loop.
+//!   Positions are Kafka offsets kept in weir's checkpoints; the group only hears of
+//!   them after each completed checkpoint, for monitoring.
+//! - [`KafkaSink`]: one transactional producer per shard; a checkpoint's results are
+//!   committed in a Kafka transaction once the checkpoint's manifest is durable.
+//! - [`TopicWatch`]: per Kafka source, the topic's partitions as planned at start, and
+//!   a thread that asks the brokers for new ones.
+//!
+//! Threads: librdkafka runs its own threads for every client (a main thread, one per
+//! broker connection, and a few internal ones); they do the network I/O and never
+//! touch weir's state. The shard threads only enqueue and dequeue, never wait on the
+//! network, except at start-up (metadata, fencing the previous producer). The blocking
+//! calls of a transaction (commit, begin) run on one small thread per sink and shard.
+
+mod sink;
+mod source;
+mod watch;
+
+pub use sink::KafkaSink;
+pub(crate) use sink::SinkSetup;
+pub use source::KafkaSource;
+pub use watch::TopicWatch;
+pub(crate) use watch::plan;
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::ProducerContext;
+use weir_config::KafkaProperties;
+
+/// How long a start-up call to the brokers may take.
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client configuration: the brokers, weir's `defaults`, then the user's pass-through
+/// properties (which may override those defaults, never the settings weir sets after).
+pub(crate) fn client_config(
+    bootstrap: &str,
+    properties: &KafkaProperties,
+    defaults: &[(&str, &str)],
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c.set("client.id", "weir");
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in defaults {
+        c.set(*k, *v);
+    }
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// librdkafka's logs and errors, into weir's log.
+#[derive(Debug, Default)]
+pub struct Logged;
+
+impl ClientContext for Logged {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{fac}: {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // End of partition is news the source polls for, not an error.
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for Logged {}
+impl ProducerContext for Logged {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// A Kafka error as one line for humans.
+pub(crate) fn describe(e: &KafkaError) -> String {
+    match e {
+        KafkaError::Transaction(t) => t.to_string(),
+        other => other.to_string(),
+    }
+}
