@@ -3,9 +3,11 @@
 # Kafka: a single KRaft process (broker and controller) on 127.0.0.1, run from the jars
 # Maven fetches for scripts/kafka/pom.xml, with Kafka's own command-line tools.
 #
-#   scripts/kafka.sh start [DIR]         format DIR (default /tmp/weir-kafka) afresh, start a
+#   scripts/kafka.sh start [DIR] [--owner PID]
+#                                        format DIR (default /tmp/weir-kafka) afresh, start a
 #                                        node, wait until it answers, print one line
-#                                        `bootstrap=127.0.0.1:PORT pid=PID dir=DIR`
+#                                        `bootstrap=127.0.0.1:PORT pid=PID dir=DIR`; with
+#                                        --owner, the node stops when process PID ends
 #   scripts/kafka.sh stop [DIR]          stop the node of DIR
 #   scripts/kafka.sh tool NAME ARGS...   run one of Kafka's tools (kafka-topics,
 #                                        kafka-console-producer, kafka-console-consumer,
@@ -63,7 +65,13 @@ java_run() {
 }
 
 start() {
-    local dir="${1:-$default_dir}"
+    local dir="$default_dir" owner=""
+    while (($#)); do
+        case "$1" in
+            --owner) owner="${2:?--owner needs a PID}"; shift 2 ;;
+            *) dir="$1"; shift ;;
+        esac
+    done
     command -v java >/dev/null || die "java (17 or newer) is needed to run Kafka"
     if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
         die "a node already runs on $dir (pid $(cat "$dir/pid")); stop it first"
@@ -126,6 +134,11 @@ PROPS
         sleep 0.1
         waited=$((waited + 1))
     done
+    if [[ -n "$owner" ]]; then
+        # A watcher that stops the node once its owner (a test process) is gone.
+        nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 1; done; \
+            kill $pid 2>/dev/null; sleep 10; kill -9 $pid 2>/dev/null" >/dev/null 2>&1 </dev/null &
+    fi
     echo "bootstrap=127.0.0.1:$port pid=$pid dir=$dir"
 }
 

@@ -1,0 +1,332 @@
+//! weir between two Kafka topics of a real broker: events produced by Kafka's console
+//! producer into a 4-partition topic, results read back by Kafka's console consumer
+//! with `read_committed`, compared with an independent model of the windows.
+
+mod common;
+mod kafka_common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{In, Rng, Row, Win, expected, partition_events};
+use kafka_common::{TestResult, broker, consume, create_topic, partition_of, produce, topic};
+
+/// Window results in Kafka record values, as rows; checks each record's key is the
+/// window key.
+fn rows_of(records: &[(String, String)]) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    let mut rows = Vec::new();
+    for (k, line) in records {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let f = |name: &str| {
+            v[name]
+                .as_f64()
+                .ok_or_else(|| format!("{name} missing in {line}"))
+        };
+        let key = v["key"].as_str().ok_or("key")?.to_owned();
+        assert_eq!(k, &key, "the record key is the window key: {line}");
+        rows.push((
+            key,
+            v["window_start"].as_i64().ok_or("start")?,
+            v["window_end"].as_i64().ok_or("end")?,
+            v["count"].as_u64().ok_or("count")?,
+            f("sum")? as i64,
+            f("min")? as i64,
+            f("max")? as i64,
+            v["revision"].as_u64().ok_or("revision")?,
+            v["late"].as_bool().ok_or("late")?,
+        ));
+    }
+    rows.sort();
+    Ok(rows)
+}
+
+fn records(events: &[In]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.key.clone(),
+                format!(
+                    r#"{{"user":"{}","ts":{},"amount":{}}}"#,
+                    e.key, e.ts, e.value
+                ),
+            )
+        })
+        .collect()
+}
+
+struct Setup<'a> {
+    bootstrap: &'a str,
+    input: &'a str,
+    output: &'a str,
+    shards: usize,
+    win: Win,
+    bounded: bool,
+    extra: &'a str,
+}
+
+fn config(s: &Setup<'_>) -> String {
+    format!(
+        r#"
+app_name = "{output}"
+data_dir = "data"
+[processing]
+parallelism = {shards}
+checkpoint_interval = 0.3
+[admin]
+enabled = false
+[[pipelines]]
+id = "p"
+source = {{ type = "kafka", bootstrap = "{b}", topic = "{input}", bounded = {bounded}{extra} }}
+event = {{ key = "user", time = "ts", value = "amount" }}
+window = {win}
+aggregates = ["count", "sum", "min", "max"]
+watermark = {{ delay_ms = 100, idle_timeout_ms = 2000 }}
+sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}" }}]
+"#,
+        output = s.output,
+        shards = s.shards,
+        b = s.bootstrap,
+        input = s.input,
+        bounded = s.bounded,
+        extra = s.extra,
+        win = s.win.toml(),
+    )
+}
+
+fn weir(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+    c.args(["run", "--config", "weir.toml"])
+        .current_dir(dir)
+        .env("WEIR_LOG", "warn");
+    c
+}
+
+fn run_to_end(dir: &std::path::Path, config: &str) -> TestResult {
+    std::fs::write(dir.join("weir.toml"), config)?;
+    let out = weir(dir).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "weir failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Kafka in, windows, Kafka out, for 1 and 2 shards.
+fn kafka_to_kafka(win: Win, name: &str) -> TestResult {
+    let Some(b) = broker() else {
+        return Ok(());
+    };
+    let input = topic(&format!("{name}-in"));
+    create_topic(b, &input, 4)?;
+    let events = partition_events(&mut Rng(7), 6000, 60, 1_700_000_000_000, 50);
+    produce(b, &input, &records(&events))?;
+    let want = expected(&events, win);
+    for shards in [1, 2] {
+        let output = topic(&format!("{name}-out-{shards}"));
+        create_topic(b, &output, 3)?;
+        let dir = tempfile::tempdir()?;
+        let s = Setup {
+            bootstrap: b,
+            input: &input,
+            output: &output,
+            shards,
+            win,
+            bounded: true,
+            extra: "",
+        };
+        run_to_end(dir.path(), &config(&s))?;
+        let got = rows_of(&consume(b, &output, true)?)?;
+        assert_eq!(got.len(), want.len(), "{shards} shard(s): result count");
+        assert!(
+            got == want,
+            "{shards} shard(s): results differ from the model"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn tumbling_windows_from_kafka_to_kafka_equal_the_model_with_one_and_two_shards() -> TestResult {
+    kafka_to_kafka(Win::Tumbling(500), "tumbling")
+}
+
+#[test]
+fn session_windows_from_kafka_to_kafka_equal_the_model_with_one_and_two_shards() -> TestResult {
+    kafka_to_kafka(Win::Session(30), "session")
+}
+
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> Result<bool, Box<dyn std::error::Error>>,
+) -> TestResult {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if done()? {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Err(format!("timed out waiting for {what}").into())
+}
+
+fn stop(mut child: Child) -> TestResult {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status()?;
+    let status = child.wait()?;
+    assert!(status.success(), "weir exits 0 on SIGTERM: {status}");
+    Ok(())
+}
+
+/// The model's rows of windows that end at or before `until`.
+fn closed(rows: &[Row], until: i64) -> Vec<Row> {
+    rows.iter().filter(|r| r.2 <= until).cloned().collect()
+}
+
+#[test]
+fn a_silent_partition_does_not_stall_windows_after_the_idle_timeout() -> TestResult {
+    let Some(b) = broker() else {
+        return Ok(());
+    };
+    let input = topic("silent-in");
+    let output = topic("silent-out");
+    create_topic(b, &input, 4)?;
+    create_topic(b, &output, 1)?;
+    // Keys that Kafka's partitioner puts on partitions 0, 1 and 2 only.
+    let keys: Vec<String> = (0..400)
+        .map(|i| format!("k{i}"))
+        .filter(|k| partition_of(k, 4) != 3)
+        .take(20)
+        .collect();
+    let mut rng = Rng(3);
+    let events: Vec<In> = (0..3000)
+        .map(|i| In {
+            key: keys[rng.below(keys.len() as u64) as usize].clone(),
+            ts: 1_700_000_000_000 + i * 2,
+            value: rng.below(100) as i64,
+        })
+        .collect();
+    produce(b, &input, &records(&events))?;
+    let offsets = kafka_common::tool(b, "kafka-get-offsets", &["--topic", &input], None)?;
+    assert!(
+        offsets.contains(&format!("{input}:3:0")),
+        "partition 3 stays empty: {offsets}"
+    );
+    let dir = tempfile::tempdir()?;
+    let win = Win::Tumbling(500);
+    let s = Setup {
+        bootstrap: b,
+        input: &input,
+        output: &output,
+        shards: 2,
+        win,
+        bounded: false,
+        extra: "",
+    };
+    std::fs::write(dir.path().join("weir.toml"), config(&s))?;
+    let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
+    // Every window that ends before the last event's time minus the delay fires.
+    let last = events.iter().map(|e| e.ts).max().unwrap_or(0);
+    let want = closed(&expected(&events, win), last - 100);
+    assert!(!want.is_empty());
+    let mut got = Vec::new();
+    let waited = wait_for("the windows to fire", Duration::from_secs(60), || {
+        got = rows_of(&consume(b, &output, true)?)?;
+        Ok(got.len() >= want.len())
+    });
+    stop(child)?;
+    waited?;
+    assert!(
+        got == want,
+        "windows fired despite the silent partition, each once"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_restarted_weir_resumes_from_its_checkpoint_not_from_the_group_offsets() -> TestResult {
+    let Some(b) = broker() else {
+        return Ok(());
+    };
+    let input = topic("resume-in");
+    let output = topic("resume-out");
+    create_topic(b, &input, 4)?;
+    create_topic(b, &output, 2)?;
+    let all = partition_events(&mut Rng(11), 4000, 40, 1_700_000_000_000, 20);
+    let (first, second) = all.split_at(2000);
+    produce(b, &input, &records(first))?;
+    let dir = tempfile::tempdir()?;
+    let win = Win::Tumbling(200);
+    let s = Setup {
+        bootstrap: b,
+        input: &input,
+        output: &output,
+        shards: 2,
+        win,
+        bounded: false,
+        extra: "",
+    };
+    std::fs::write(dir.path().join("weir.toml"), config(&s))?;
+    let model = expected(&all, win);
+    let first_last = first.iter().map(|e| e.ts).max().unwrap_or(0);
+    let want_first = closed(&expected(first, win), first_last - 100 - 200);
+    let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
+    let waited = wait_for("the first half's windows", Duration::from_secs(60), || {
+        Ok(rows_of(&consume(b, &output, true)?)?.len() >= want_first.len())
+    });
+    stop(child)?;
+    waited?;
+    // The group shows true lag: weir committed the checkpoint's offsets to it.
+    let group = format!("{output}-p");
+    let describe = kafka_common::tool(
+        b,
+        "kafka-consumer-groups",
+        &["--describe", "--group", &group],
+        None,
+    )?;
+    let lags: Vec<&str> = describe
+        .lines()
+        .filter(|l| l.contains(&input))
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    assert_eq!(lags.len(), 4, "four partitions in the group: {describe}");
+    assert!(
+        lags.iter().all(|l| *l == "0"),
+        "no lag after the stop: {describe}"
+    );
+    // Send the group back to the start: a weir trusting it would read the first half again.
+    kafka_common::tool(
+        b,
+        "kafka-consumer-groups",
+        &[
+            "--reset-offsets",
+            "--to-earliest",
+            "--execute",
+            "--group",
+            &group,
+            "--topic",
+            &input,
+        ],
+        None,
+    )?;
+    produce(b, &input, &records(second))?;
+    let last = all.iter().map(|e| e.ts).max().unwrap_or(0);
+    let want = closed(&model, last - 100 - 200);
+    let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
+    let mut got = Vec::new();
+    let waited = wait_for("the second half's windows", Duration::from_secs(60), || {
+        got = rows_of(&consume(b, &output, true)?)?;
+        Ok(got.len() >= want.len())
+    });
+    stop(child)?;
+    waited?;
+    let got = closed(&got, last - 100 - 200);
+    assert_eq!(got.len(), want.len(), "each window once after the restart");
+    assert!(got == want, "results after the restart equal the model");
+    Ok(())
+}
