@@ -50,10 +50,14 @@ use crate::source::LocalFuture;
 /// Held lines past which writes wait for the commit in flight.
 const HELD_MAX: usize = 64 << 20;
 
-/// Environment variable naming a checkpoint: the process aborts just before committing
-/// the Kafka transaction of that checkpoint or a later one (its manifest is durable
-/// then). For crash tests of the manifest-to-commit window.
+/// Environment variable holding a number `n`: the process aborts just before its `n`th
+/// Kafka transaction commit (counted over every Kafka sink of the process), when that
+/// commit's checkpoint manifest is durable and its transaction is not committed: the
+/// crash tests' way into the window between the two.
 pub const FAULT_ENV: &str = "WEIR_FAULT_ABORT_BEFORE_KAFKA_COMMIT";
+
+/// Transaction commits of this process, for [`FAULT_ENV`].
+static COMMITS: AtomicU64 = AtomicU64::new(0);
 
 /// What a shard's Kafka sink is opened with.
 pub(crate) struct SinkSetup<'a> {
@@ -163,8 +167,9 @@ impl Txn {
     /// Commits the open transaction with checkpoint `n` as its marker, and begins the
     /// next. Retriable errors are retried; an error that needs an abort aborts.
     fn commit(&self, n: u64) -> Result<(), TxnFailure> {
+        let nth = COMMITS.fetch_add(1, Ordering::Relaxed) + 1;
         if let Ok(Some(at)) = std::env::var(FAULT_ENV).map(|v| v.parse::<u64>().ok())
-            && n >= at
+            && nth == at
         {
             tracing::error!(
                 checkpoint = n,
