@@ -330,3 +330,78 @@ fn a_restarted_weir_resumes_from_its_checkpoint_not_from_the_group_offsets() -> 
     assert!(got == want, "results after the restart equal the model");
     Ok(())
 }
+
+#[test]
+fn partitions_added_to_the_topic_while_weir_runs_are_read() -> TestResult {
+    let Some(b) = broker() else {
+        return Ok(());
+    };
+    let input = topic("grow-in");
+    let output = topic("grow-out");
+    create_topic(b, &input, 2)?;
+    create_topic(b, &output, 1)?;
+    let first = partition_events(&mut Rng(21), 2000, 30, 1_700_000_000_000, 10);
+    produce(b, &input, &records(&first))?;
+    let dir = tempfile::tempdir()?;
+    let win = Win::Tumbling(200);
+    let s = Setup {
+        bootstrap: b,
+        input: &input,
+        output: &output,
+        shards: 2,
+        win,
+        bounded: false,
+        extra: ", discovery_interval_ms = 500",
+    };
+    std::fs::write(dir.path().join("weir.toml"), config(&s))?;
+    let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
+    let first_last = first.iter().map(|e| e.ts).max().unwrap_or(0);
+    let want_first = closed(&expected(&first, win), first_last - 300);
+    let waited = wait_for("the first windows", Duration::from_secs(60), || {
+        Ok(rows_of(&consume(b, &output, true)?)?.len() >= want_first.len())
+    });
+    if let Err(e) = waited {
+        stop(child)?;
+        return Err(e);
+    }
+    kafka_common::tool(
+        b,
+        "kafka-topics",
+        &["--alter", "--topic", &input, "--partitions", "4"],
+        None,
+    )?;
+    // Later events whose keys the partitioner now puts on the new partitions only.
+    let keys: Vec<String> = (0..400)
+        .map(|i| format!("n{i}"))
+        .filter(|k| partition_of(k, 4) >= 2)
+        .take(10)
+        .collect();
+    let mut rng = Rng(4);
+    let second: Vec<In> = (0..1500)
+        .map(|i| In {
+            key: keys[rng.below(keys.len() as u64) as usize].clone(),
+            ts: first_last + 5000 + i * 2,
+            value: rng.below(100) as i64,
+        })
+        .collect();
+    produce(b, &input, &records(&second))?;
+    let last = second.iter().map(|e| e.ts).max().unwrap_or(0);
+    let all: Vec<In> = first.iter().chain(&second).cloned().collect();
+    let want = closed(&expected(&all, win), last - 300);
+    let mut got = Vec::new();
+    let waited = wait_for(
+        "windows of the new partitions",
+        Duration::from_secs(90),
+        || {
+            got = closed(&rows_of(&consume(b, &output, true)?)?, last - 300);
+            Ok(got.len() >= want.len())
+        },
+    );
+    stop(child)?;
+    waited?;
+    assert!(
+        got == want,
+        "the new partitions' events are in the results, each once"
+    );
+    Ok(())
+}

@@ -125,8 +125,8 @@ fn bad_values_are_explained() {
         ),
         (
             r#"type = "console""#,
-            r#"type = "kafka""#,
-            "pipelines[0].sinks[0].type: unknown sink type \"kafka\"",
+            r#"type = "pulsar""#,
+            "pipelines[0].sinks[0].type: unknown sink type \"pulsar\"",
         ),
         (
             r#"type = "generator""#,
@@ -255,4 +255,91 @@ fn the_shutdown_timeout_defaults_to_30_seconds_and_must_be_positive() -> weir_co
         "w.toml: processing.shutdown_timeout: must be > 0"
     );
     Ok(())
+}
+
+const KAFKA: &str = r#"
+app_name = "app"
+[processing]
+checkpoint_interval = 2
+[[pipelines]]
+id = "p"
+source = { type = "kafka", bootstrap = "127.0.0.1:9092", topic = "events" }
+window = { type = "tumbling", size_ms = 1000 }
+sinks = [{ type = "kafka", bootstrap = "127.0.0.1:9092", topic = "results" }]
+"#;
+
+#[test]
+fn kafka_source_and_sink_get_their_defaults() -> weir_config::Result<()> {
+    let c = weir_config::from_str(KAFKA, "w.toml")?;
+    let weir_config::Source::Kafka(k) = &c.pipelines[0].source else {
+        panic!("a kafka source");
+    };
+    assert_eq!(k.group, "app-p");
+    assert_eq!(k.start, weir_config::KafkaStart::Earliest);
+    assert!(!k.bounded);
+    let weir_config::Sink::Kafka(s) = &c.pipelines[0].sinks[0] else {
+        panic!("a kafka sink");
+    };
+    assert_eq!(s.delivery, weir_config::Delivery::ExactlyOnce);
+    assert_eq!(s.transaction_timeout_ms, 60_000);
+    Ok(())
+}
+
+#[test]
+fn bad_kafka_keys_name_the_key() {
+    let e = error_of(&KAFKA.replace("topic = \"events\"", "topic = \"ev ents\""));
+    assert!(e.starts_with("w.toml: pipelines[0].source.topic"), "{e}");
+    let e = error_of(&KAFKA.replace(
+        "bootstrap = \"127.0.0.1:9092\", topic = \"events\"",
+        "bootstrap = \"localhost\", topic = \"events\"",
+    ));
+    assert!(
+        e.starts_with("w.toml: pipelines[0].source.bootstrap"),
+        "{e}"
+    );
+    let e = error_of(&KAFKA.replace(
+        "topic = \"events\"",
+        "topic = \"events\", start = \"middle\"",
+    ));
+    assert!(e.starts_with("w.toml: pipelines[0].source.start"), "{e}");
+    let e = error_of(&KAFKA.replace("topic = \"events\"", "topic = \"events\", path = \"x\""));
+    assert!(e.starts_with("w.toml: pipelines[0].source.path"), "{e}");
+    let e = error_of(&KAFKA.replace(
+        "topic = \"events\"",
+        "topic = \"events\", properties = { \"group.id\" = \"other\" }",
+    ));
+    assert!(
+        e.starts_with("w.toml: pipelines[0].source.properties.group.id"),
+        "{e}"
+    );
+    let e = error_of(&KAFKA.replace("topic = \"results\"", "topic = \"results\", path = \"x\""));
+    assert!(e.starts_with("w.toml: pipelines[0].sinks[0].path"), "{e}");
+}
+
+#[test]
+fn an_exactly_once_kafka_sink_needs_a_transaction_timeout_above_the_checkpoint_interval() {
+    let e = error_of(&KAFKA.replace(
+        "topic = \"results\"",
+        "topic = \"results\", transaction_timeout_ms = 2000",
+    ));
+    assert!(
+        e.starts_with("w.toml: pipelines[0].sinks[0].transaction_timeout_ms"),
+        "{e}"
+    );
+    let e = error_of(&KAFKA.replace("checkpoint_interval = 2", "checkpoint_interval = 0"));
+    assert!(
+        e.starts_with("w.toml: pipelines[0].sinks[0].delivery"),
+        "{e}"
+    );
+    let ok = KAFKA.replace(
+        "topic = \"results\"",
+        "topic = \"results\", delivery = \"at_least_once\"",
+    );
+    assert!(
+        weir_config::from_str(
+            &ok.replace("checkpoint_interval = 2", "checkpoint_interval = 0"),
+            "w.toml"
+        )
+        .is_ok()
+    );
 }
