@@ -3,9 +3,10 @@
 # Kafka: a single KRaft process (broker and controller) on 127.0.0.1, run from the jars
 # Maven fetches for scripts/kafka/pom.xml, with Kafka's own command-line tools.
 #
-#   scripts/kafka.sh start [DIR] [--owner PID]
+#   scripts/kafka.sh start [DIR] [--port P] [--topics NAME:PARTITIONS,...] [--owner PID]
 #                                        format DIR (default /tmp/weir-kafka) afresh, start a
-#                                        node, wait until it answers, print one line
+#                                        node on port P (default: a free one), wait until it
+#                                        answers, create the topics, print one line
 #                                        `bootstrap=127.0.0.1:PORT pid=PID dir=DIR`; with
 #                                        --owner, the node stops when process PID ends
 #   scripts/kafka.sh stop [DIR]          stop the node of DIR
@@ -65,10 +66,12 @@ java_run() {
 }
 
 start() {
-    local dir="$default_dir" owner=""
+    local dir="$default_dir" owner="" port="" topics=""
     while (($#)); do
         case "$1" in
             --owner) owner="${2:?--owner needs a PID}"; shift 2 ;;
+            --port) port="${2:?--port needs a number}"; shift 2 ;;
+            --topics) topics="${2:?--topics needs NAME:PARTITIONS,...}"; shift 2 ;;
             *) dir="$1"; shift ;;
         esac
     done
@@ -76,12 +79,12 @@ start() {
     if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
         die "a node already runs on $dir (pid $(cat "$dir/pid")); stop it first"
     fi
-    local cp port cport id
+    local cp cport id
     cp="$(classpath)"
     rm -rf "$dir"
     mkdir -p "$dir/logs"
     dir="$(cd "$dir" && pwd)"
-    port="$(free_port)"
+    [[ -n "$port" ]] || port="$(free_port)"
     cport="$(free_port)"
     while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
     cat >"$dir/server.properties" <<PROPS
@@ -133,6 +136,12 @@ PROPS
         fi
         sleep 0.1
         waited=$((waited + 1))
+    done
+    local spec
+    for spec in ${topics//,/ }; do
+        KAFKA_DIR="$dir" "$0" tool kafka-topics --create --if-not-exists \
+            --topic "${spec%%:*}" --partitions "${spec##*:}" --replication-factor 1 >/dev/null \
+            || die "creating topic $spec failed"
     done
     if [[ -n "$owner" ]]; then
         # A watcher that stops the node once its owner (a test process) is gone.

@@ -93,6 +93,28 @@ struct Reports {
 }
 
 impl RuntimeBackend {
+    /// Every Kafka sink's transactions, per shard.
+    fn kafka_sinks(&self) -> Vec<weir_admin::model::KafkaSinkMetrics> {
+        let config = self.runtime.config();
+        let counters = self.runtime.counters();
+        let Ok(all) = counters.kafka_sinks.lock() else {
+            return Vec::new();
+        };
+        all.iter()
+            .map(|e| weir_admin::model::KafkaSinkMetrics {
+                pipeline: config
+                    .pipelines
+                    .get(e.pipeline)
+                    .map(|p| p.id.clone())
+                    .unwrap_or_default(),
+                sink: e.sink.clone(),
+                shard: e.shard,
+                committed_checkpoint: e.status.committed.load(Ordering::Relaxed),
+                transaction_records: e.status.open_records.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
     /// A backend over `runtime`, with every pipeline running.
     pub fn new(runtime: RuntimeHandle, coordinator: CoordinatorHandle) -> Self {
         let nr_pipelines = runtime.config().pipelines.len();
@@ -400,6 +422,11 @@ impl Backend for RuntimeBackend {
             active_windows: load(|c| c.active_windows.load(Ordering::Relaxed)),
             watermark_ms,
             watermark_lag_ms: watermark_ms.map(|w| now_ms() as i64 - w),
+            kafka_sinks: self
+                .kafka_sinks()
+                .into_iter()
+                .filter(|s| s.pipeline == id)
+                .collect(),
         })
     }
 
@@ -581,10 +608,19 @@ impl Backend for RuntimeBackend {
                 backpressured_s,
             });
         }
-        let (partitions, latency) = self.with_reports(|reports| {
+        let (partitions, positions, latency) = self.with_reports(|reports| {
             let mut lags = Vec::new();
+            let mut positions = Vec::new();
             for (p, spec) in config.pipelines.iter().enumerate() {
                 for w in self.pipeline_watermarks(p, reports, now).partitions {
+                    if let (Some(offset), Some(behind)) = (w.offset, w.records_behind) {
+                        positions.push(weir_admin::model::SourcePosition {
+                            pipeline: spec.id.clone(),
+                            partition: w.partition.clone(),
+                            offset,
+                            records_behind: behind,
+                        });
+                    }
                     if let Some(lag_ms) = w.lag_ms {
                         lags.push(PartitionLag {
                             pipeline: spec.id.clone(),
@@ -594,9 +630,11 @@ impl Backend for RuntimeBackend {
                     }
                 }
             }
-            (lags, history::merge(latency_of(reports, None)))
+            (lags, positions, history::merge(latency_of(reports, None)))
         });
         snapshot.partitions = partitions;
+        snapshot.source_positions = positions;
+        snapshot.kafka_sinks = self.kafka_sinks();
         snapshot.processing_duration = history::buckets(latency.as_ref());
         snapshot.checkpoints = CheckpointCounts {
             completed: counters.checkpoints_ok.load(Ordering::Relaxed),
@@ -653,6 +691,8 @@ impl RuntimeBackend {
                     watermark_ms,
                     lag_ms: watermark_ms.map(|w| now - w),
                     state,
+                    offset: part.offset,
+                    records_behind: part.behind,
                 });
             }
         }

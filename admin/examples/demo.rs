@@ -181,6 +181,7 @@ impl Backend for Demo {
             active_windows: self.windows(i),
             watermark_ms: Some(now_ms() - lag),
             watermark_lag_ms: Some(lag),
+            kafka_sinks: Vec::new(),
         })
     }
 
@@ -200,6 +201,8 @@ impl Backend for Demo {
                             watermark_ms: Some(now - lag),
                             lag_ms: Some(lag),
                             state: PartitionState::Active,
+                            offset: None,
+                            records_behind: None,
                         }],
                         shards: (0..2)
                             .map(|s| OperatorWatermark {
@@ -362,6 +365,8 @@ impl Backend for Demo {
                 &Histogram::LATENCY_BOUNDS_S,
                 &latencies,
             ),
+            source_positions: Vec::new(),
+            kafka_sinks: Vec::new(),
         }
     }
 }

@@ -71,6 +71,68 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
             p.lag_s,
         );
     }
+    if !s.source_positions.is_empty() {
+        out.family(
+            "stream_source_offset",
+            "gauge",
+            "The offset of the next record a source partition reads (Kafka).",
+        );
+        for p in &s.source_positions {
+            out.sample(
+                "stream_source_offset",
+                &[("pipeline", &p.pipeline), ("partition", &p.partition)],
+                p.offset,
+            );
+        }
+        out.family(
+            "stream_source_lag_records",
+            "gauge",
+            "Records between a source partition's position and its end (Kafka lag).",
+        );
+        for p in &s.source_positions {
+            out.sample(
+                "stream_source_lag_records",
+                &[("pipeline", &p.pipeline), ("partition", &p.partition)],
+                p.records_behind,
+            );
+        }
+    }
+    if !s.kafka_sinks.is_empty() {
+        out.family(
+            "stream_kafka_sink_committed_checkpoint",
+            "gauge",
+            "The checkpoint the last committed Kafka transaction of a sink carried.",
+        );
+        for k in &s.kafka_sinks {
+            let shard = k.shard.to_string();
+            out.sample(
+                "stream_kafka_sink_committed_checkpoint",
+                &[
+                    ("pipeline", &k.pipeline),
+                    ("sink", &k.sink),
+                    ("shard", &shard),
+                ],
+                k.committed_checkpoint,
+            );
+        }
+        out.family(
+            "stream_kafka_sink_transaction_records",
+            "gauge",
+            "Records sent into a Kafka sink's open transaction.",
+        );
+        for k in &s.kafka_sinks {
+            let shard = k.shard.to_string();
+            out.sample(
+                "stream_kafka_sink_transaction_records",
+                &[
+                    ("pipeline", &k.pipeline),
+                    ("sink", &k.sink),
+                    ("shard", &shard),
+                ],
+                k.transaction_records,
+            );
+        }
+    }
     out.family(
         FAMILIES[4],
         "counter",

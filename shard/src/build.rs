@@ -167,6 +167,7 @@ pub(crate) fn build_pipelines(
                 reason: format!("{sink}: {e}"),
             }
         };
+        let setup_counters = &setup.counters;
         let open = |s: &weir_config::Sink, key: String, role: String| -> Result<sink::SinkWriter> {
             match s {
                 weir_config::Sink::Kafka(k) => {
@@ -183,6 +184,14 @@ pub(crate) fn build_pipelines(
                     };
                     let sink = crate::kafka::KafkaSink::open(&setup)
                         .map_err(|reason| Error::Start { key, reason })?;
+                    if let Ok(mut all) = setup_counters.kafka_sinks.lock() {
+                        all.push(crate::metrics::KafkaSinkEntry {
+                            pipeline: index,
+                            sink: setup.role.clone(),
+                            shard,
+                            status: sink.status(),
+                        });
+                    }
                     Ok(sink::SinkWriter::new(Box::new(sink), circuit.clone()))
                 }
                 _ => open_sink(s, &spec.id, shard, extensions, circuit.clone())

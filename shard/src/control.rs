@@ -91,4 +91,9 @@ pub struct PartitionReport {
     pub idle: bool,
     /// Whether it has ended.
     pub finished: bool,
+    /// The offset of the next record to read.
+    pub offset: Option<u64>,
+    /// Records between that offset and the end of the partition, where the source
+    /// knows it (Kafka: the last stable offset librdkafka last reported).
+    pub behind: Option<u64>,
 }

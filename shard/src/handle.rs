@@ -100,6 +100,7 @@ impl RuntimeHandle {
             .and_then(|files| files.get(partition.0 as usize));
         match (file, self.config.pipelines.get(pipeline).map(|p| &p.source)) {
             (Some(path), _) => path.display().to_string(),
+            (None, Some(weir_config::Source::Kafka(k))) => format!("{}/{}", k.topic, partition.0),
             (None, Some(source)) => format!("{}/{}", source.kind(), partition.0),
             (None, None) => format!("partition/{}", partition.0),
         }

@@ -105,6 +105,21 @@ pub struct Counters {
     pub checkpoints_failed: AtomicU64,
     /// Faults an operator must see (`/health` answers 503 while any is raised).
     pub faults: Faults,
+    /// Every Kafka sink of every shard, for the admin.
+    pub kafka_sinks: std::sync::Mutex<Vec<KafkaSinkEntry>>,
+}
+
+/// One Kafka sink on one shard, as the admin sees it.
+#[derive(Debug, Clone)]
+pub struct KafkaSinkEntry {
+    /// Its pipeline (index).
+    pub pipeline: usize,
+    /// `sink0`, `sink1`, …, or `late`.
+    pub sink: String,
+    /// The shard.
+    pub shard: usize,
+    /// Its transaction state.
+    pub status: std::sync::Arc<crate::kafka::SinkStatus>,
 }
 
 impl Counters {
@@ -118,6 +133,7 @@ impl Counters {
             checkpoints_ok: AtomicU64::new(0),
             checkpoints_failed: AtomicU64::new(0),
             faults: Faults::default(),
+            kafka_sinks: std::sync::Mutex::new(Vec::new()),
         }
     }
 

@@ -291,6 +291,13 @@ impl ShardPipeline {
             .source_tracker
             .holding_back()
             .and_then(|i| self.partitions.get(i));
+        let positions = self
+            .source
+            .as_ref()
+            .map(|s| s.positions())
+            .unwrap_or_default();
+        let offset = |id: PartitionId| positions.iter().find(|(p, _)| *p == id).map(|(_, o)| o.0);
+        let behind = |id: PartitionId| self.source.as_ref().and_then(|s| s.lag(id));
         PipelineReport {
             running: self.running,
             sources_finished: !self.has_live_partitions(),
@@ -308,6 +315,8 @@ impl ShardPipeline {
                     max_time: p.clock.max_time(),
                     idle: p.clock.is_idle(),
                     finished: p.finished,
+                    offset: offset(p.id),
+                    behind: behind(p.id),
                 })
                 .collect(),
             holding_back: holding.map(|p| (p.id, p.lowest_since)),

@@ -21,8 +21,8 @@ pub use checkpoint::CheckpointInfo;
 pub use health::{Health, Problem};
 pub use pipeline::{Latency, PipelineInfo, PipelineState, PipelineStats};
 pub use snapshot::{
-    Bucket, CheckpointCounts, Histogram, MetricsSnapshot, PartitionLag, PipelineCounters,
-    PipelineShardMetrics, ReasonCount, ShardMetrics,
+    Bucket, CheckpointCounts, Histogram, KafkaSinkMetrics, MetricsSnapshot, PartitionLag,
+    PipelineCounters, PipelineShardMetrics, ReasonCount, ShardMetrics, SourcePosition,
 };
 pub use state::{ShardState, StateQuery, StateSummary, WindowCount, WindowState, WindowsReport};
 pub use status::{ShardStatus, Status, Totals};

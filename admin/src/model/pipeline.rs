@@ -77,4 +77,8 @@ pub struct PipelineStats {
     /// Wall clock minus the watermark, in ms (negative for event times in the future);
     /// `null` when the watermark is.
     pub watermark_lag_ms: Option<i64>,
+    /// Its Kafka sinks, per shard: the last committed transaction's checkpoint and the
+    /// records of the open one (absent without Kafka sinks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kafka_sinks: Vec<super::KafkaSinkMetrics>,
 }

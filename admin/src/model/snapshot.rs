@@ -22,6 +22,40 @@ pub struct MetricsSnapshot {
     pub checkpoint_duration: Histogram,
     /// Ingest → applied to window state, seconds (all pipelines and shards).
     pub processing_duration: Histogram,
+    /// Per (pipeline, partition) source position, where the source knows its lag.
+    #[serde(default)]
+    pub source_positions: Vec<SourcePosition>,
+    /// Per Kafka sink and shard: its transactions.
+    #[serde(default)]
+    pub kafka_sinks: Vec<KafkaSinkMetrics>,
+}
+
+/// `stream_source_offset` and `stream_source_lag_records` for one (pipeline, partition).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The partition (`topic/3`).
+    pub partition: String,
+    /// The offset of the next record to read (gauge).
+    pub offset: u64,
+    /// Records behind the end of the partition (gauge).
+    pub records_behind: u64,
+}
+
+/// `stream_kafka_sink_committed_checkpoint` and `stream_kafka_sink_transaction_records`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaSinkMetrics {
+    /// The pipeline.
+    pub pipeline: String,
+    /// `sink0`, `sink1`, …, or `late`.
+    pub sink: String,
+    /// The shard.
+    pub shard: usize,
+    /// The checkpoint the last committed transaction carried (gauge).
+    pub committed_checkpoint: u64,
+    /// Records in the open transaction (gauge).
+    pub transaction_records: u64,
 }
 
 /// `stream_events_processed_total` and `stream_active_windows` for one (pipeline, shard).

@@ -52,6 +52,14 @@ pub struct PartitionWatermark {
     pub lag_ms: Option<i64>,
     /// Active, idle or finished.
     pub state: PartitionState,
+    /// The offset of the next record to read (a Kafka offset, a file's line), where
+    /// the source has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Records between `offset` and the end of the partition (Kafka's lag behind the
+    /// last stable offset), where the source knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_behind: Option<u64>,
 }
 
 /// One shard's operator watermark for a pipeline: the minimum over its inputs.

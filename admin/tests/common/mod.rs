@@ -218,6 +218,7 @@ impl Backend for Fixture {
             active_windows: 1234,
             watermark_ms: Some(NOW_MS - 2500),
             watermark_lag_ms: Some(2500),
+            kafka_sinks: Vec::new(),
         })
     }
 
@@ -233,6 +234,8 @@ impl Backend for Fixture {
                         watermark_ms: Some(NOW_MS - 4000),
                         lag_ms: Some(4000),
                         state: PartitionState::Active,
+                        offset: None,
+                        records_behind: None,
                     },
                     PartitionWatermark {
                         partition: "data/in/b.jsonl".into(),
@@ -240,6 +243,8 @@ impl Backend for Fixture {
                         watermark_ms: Some(NOW_MS - 90_000),
                         lag_ms: Some(90_000),
                         state: PartitionState::Idle,
+                        offset: None,
+                        records_behind: None,
                     },
                 ],
                 shards: vec![
@@ -470,6 +475,19 @@ pub fn realistic_snapshot() -> MetricsSnapshot {
         },
         checkpoint_duration: Histogram::from_observations(&bounds, &checkpoints),
         processing_duration: Histogram::from_observations(&bounds, &latencies),
+        source_positions: vec![SourcePosition {
+            pipeline: "orders".into(),
+            partition: "orders/3".into(),
+            offset: 120_000,
+            records_behind: 42,
+        }],
+        kafka_sinks: vec![KafkaSinkMetrics {
+            pipeline: "orders".into(),
+            sink: "sink0".into(),
+            shard: 1,
+            committed_checkpoint: 7,
+            transaction_records: 310,
+        }],
     }
 }
 

@@ -19,8 +19,8 @@ mod sink;
 mod source;
 mod watch;
 
-pub use sink::KafkaSink;
 pub(crate) use sink::SinkSetup;
+pub use sink::{KafkaSink, SinkStatus};
 pub use source::KafkaSource;
 pub use watch::TopicWatch;
 pub(crate) use watch::plan;
