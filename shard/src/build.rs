@@ -172,13 +172,13 @@ pub(crate) fn build_pipelines(
             match s {
                 weir_config::Sink::Kafka(k) => {
                     let setup = crate::kafka::SinkSetup {
-                        spec: k,
-                        app_name: &config.app_name,
-                        pipeline: &spec.id,
+                        spec: k.clone(),
+                        app_name: config.app_name.clone(),
+                        pipeline: spec.id.clone(),
                         role,
                         shard,
                         nr_shards,
-                        data_dir: &config.data_dir,
+                        data_dir: config.data_dir.clone(),
                         restored: restore.id,
                         old_shards: restore.shards.len(),
                     };

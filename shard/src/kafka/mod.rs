@@ -35,6 +35,60 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::ProducerContext;
 use weir_config::KafkaProperties;
 
+/// Jobs for [`unpinned`].
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread started by the runtime's starting thread, outside every shard's core.
+static SPAWNER: std::sync::OnceLock<std::sync::Mutex<crossbeam_channel::Sender<Job>>> =
+    std::sync::OnceLock::new();
+
+/// Starts the thread that [`unpinned`] runs jobs from; called on the thread that starts
+/// the runtime, whose CPU affinity is the process's.
+pub(crate) fn start_spawner() {
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("weir-kafka-spawn".into())
+            .spawn(move || {
+                for job in rx {
+                    // One thread per job, so that shards opening clients do not wait
+                    // for each other; it inherits this thread's affinity.
+                    let _ = std::thread::Builder::new()
+                        .name("weir-kafka-open".into())
+                        .spawn(job);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no kafka spawner thread; kafka clients share their shard's core");
+        }
+        std::sync::Mutex::new(tx)
+    });
+}
+
+/// Runs `f` on a thread with the process's CPU affinity, not the calling shard's, and
+/// waits for it. librdkafka starts its threads (and the sink its transaction thread) on
+/// the thread that creates a client, and Linux gives a new thread its creator's
+/// affinity: created on a pinned shard, they would all compete for that one core.
+/// Without a spawner (no Kafka pipeline planned) `f` runs here.
+pub(crate) fn unpinned<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let Some(spawner) = SPAWNER.get() else {
+        return Ok(f());
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    spawner
+        .lock()
+        .map_err(|_| "the kafka spawner is poisoned".to_owned())?
+        .send(job)
+        .map_err(|_| "the kafka spawner thread ended".to_owned())?;
+    rx.recv()
+        .map_err(|_| "opening the kafka client failed on its thread".to_owned())
+}
+
 /// How long a start-up call to the brokers may take.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 

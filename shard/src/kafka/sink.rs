@@ -47,9 +47,6 @@ use super::{Logged, START_TIMEOUT, client_config, describe};
 use crate::sink::Sink;
 use crate::source::LocalFuture;
 
-/// Held lines past which writes wait for the commit in flight.
-const HELD_MAX: usize = 64 << 20;
-
 /// Environment variable holding a number `n`: the process aborts just before its `n`th
 /// Kafka transaction commit (counted over every Kafka sink of the process), when that
 /// commit's checkpoint manifest is durable and its transaction is not committed: the
@@ -60,22 +57,23 @@ pub const FAULT_ENV: &str = "WEIR_FAULT_ABORT_BEFORE_KAFKA_COMMIT";
 static COMMITS: AtomicU64 = AtomicU64::new(0);
 
 /// What a shard's Kafka sink is opened with.
-pub(crate) struct SinkSetup<'a> {
-    pub spec: &'a Spec,
-    pub app_name: &'a str,
-    pub pipeline: &'a str,
+#[derive(Debug, Clone)]
+pub(crate) struct SinkSetup {
+    pub spec: Spec,
+    pub app_name: String,
+    pub pipeline: String,
     /// `sink0`, `sink1`, …, or `late`.
     pub role: String,
     pub shard: usize,
     pub nr_shards: usize,
-    pub data_dir: &'a Path,
+    pub data_dir: PathBuf,
     /// The checkpoint restored (0 when starting fresh).
     pub restored: u64,
     /// Shards of the restored checkpoint.
     pub old_shards: usize,
 }
 
-impl SinkSetup<'_> {
+impl SinkSetup {
     fn transactional_id(&self, shard: usize) -> String {
         format!("{}-{}-{}-{shard}", self.app_name, self.pipeline, self.role)
     }
@@ -83,7 +81,7 @@ impl SinkSetup<'_> {
     fn staging(&self, shard: usize) -> PathBuf {
         self.data_dir
             .join("kafka-sink")
-            .join(self.pipeline)
+            .join(&self.pipeline)
             .join(&self.role)
             .join(format!("shard-{shard:04}"))
     }
@@ -115,14 +113,42 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The window key of a result line (`None` for a line without one).
+/// The window key of a result line (`None` for a line without one). Result lines begin
+/// `{"pipeline":…,"key":"…"`: the key is taken from there when it has no escapes, else
+/// the line is parsed.
 fn key_of(line: &[u8]) -> Option<Cow<'_, str>> {
+    const FIELD: &[u8] = b",\"key\":\"";
+    if let Some(at) = memchr::memmem::find(line, FIELD) {
+        let rest = &line[at + FIELD.len()..];
+        if let Some(end) = memchr::memchr2(b'"', b'\\', rest)
+            && rest[end] == b'"'
+            && let Ok(key) = std::str::from_utf8(&rest[..end])
+        {
+            return Some(Cow::Borrowed(key));
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Keyed<'a> {
         #[serde(borrow)]
         key: Option<Cow<'a, str>>,
     }
     serde_json::from_slice::<Keyed<'_>>(line).ok()?.key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_of;
+
+    #[test]
+    fn the_key_of_a_result_line_is_its_window_key() {
+        let plain = br#"{"pipeline":"p","key":"u1","window_start":0,"count":1}"#;
+        assert_eq!(key_of(plain).as_deref(), Some("u1"));
+        let escaped = br#"{"pipeline":"p","key":"a\"b","window_start":0}"#;
+        assert_eq!(key_of(escaped).as_deref(), Some("a\"b"));
+        let pipeline_named_key = br#"{"pipeline":",\"key\":\"x","key":"real"}"#;
+        assert_eq!(key_of(pipeline_named_key).as_deref(), Some("real"));
+        assert_eq!(key_of(br#"{"pipeline":"p"}"#), None);
+    }
 }
 
 fn io(e: impl std::fmt::Display) -> std::io::Error {
@@ -234,8 +260,8 @@ fn send_files(txn: &Txn, files: &[PathBuf]) -> Result<u64, String> {
     Ok(sent)
 }
 
-fn producer(setup: &SinkSetup<'_>, shard: usize) -> Result<Txn, String> {
-    let spec = setup.spec;
+fn producer(setup: &SinkSetup, shard: usize) -> Result<Txn, String> {
+    let spec = &setup.spec;
     let defaults = [("partitioner", "murmur2_random"), ("linger.ms", "5")];
     let mut config = client_config(&spec.bootstrap, &spec.properties, &defaults);
     config.set("enable.idempotence", "true");
@@ -292,7 +318,7 @@ fn producer(setup: &SinkSetup<'_>, shard: usize) -> Result<Txn, String> {
 
 /// Commits the staged output of the restored checkpoint that Kafka lacks, and clears
 /// the staging folder of transactional id `shard`.
-fn recover(setup: &SinkSetup<'_>, shard: usize, txn: &Txn, committed: u64) -> Result<(), String> {
+fn recover(setup: &SinkSetup, shard: usize, txn: &Txn, committed: u64) -> Result<(), String> {
     let dir = setup.staging(shard);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let staged = staged_files(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -434,7 +460,12 @@ impl std::fmt::Debug for KafkaSink {
 impl KafkaSink {
     /// Opens the sink of one shard: fences the previous producers of its transactional
     /// ids and commits what the restored checkpoint promised (blocking: start-up only).
-    pub(crate) fn open(setup: &SinkSetup<'_>) -> Result<Self, String> {
+    pub(crate) fn open(setup: &SinkSetup) -> Result<Self, String> {
+        let owned = setup.clone();
+        super::unpinned(move || Self::open_here(&owned))?
+    }
+
+    fn open_here(setup: &SinkSetup) -> Result<Self, String> {
         let exactly_once = setup.spec.delivery == Delivery::ExactlyOnce;
         // Old shards that map onto this one (the shard count changed) first.
         if exactly_once {
@@ -520,11 +551,10 @@ impl KafkaSink {
                         glommio::timer::sleep(Duration::from_millis(1)).await;
                     }
                     Err((e, _)) => {
-                        return Err(io(format!(
-                            "kafka sink {}: {}",
-                            self.describe,
-                            describe(&e)
-                        )));
+                        // A record Kafka refuses (too large, say) cannot be skipped without
+                        // losing it: the sink stops, loudly; its lines stay staged.
+                        self.failed = Some(format!("producing a record: {}", describe(&e)));
+                        return self.check();
                     }
                 }
             }
@@ -635,10 +665,6 @@ impl Sink for KafkaSink {
                 return Err(e);
             }
             self.pending_len += lines.len() as u64;
-            while self.held.len() > HELD_MAX {
-                self.pump().await?;
-                glommio::timer::sleep(Duration::from_millis(1)).await;
-            }
             if self.sealed.is_none() && self.in_flight.is_none() && self.held.is_empty() {
                 self.send(lines).await
             } else {

@@ -124,6 +124,8 @@ pub struct KafkaSource {
     reassign: bool,
     started: bool,
     describe: String,
+    /// When a consumer error was last logged (they repeat while a broker is away).
+    error_logged: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -143,9 +145,24 @@ impl KafkaSource {
         shard: usize,
         nr_shards: usize,
     ) -> Result<Self, SourceError> {
+        let spec = spec.clone();
+        super::unpinned(move || Self::open_here(&spec, watch, shard, nr_shards))
+            .map_err(SourceError::failed)?
+    }
+
+    fn open_here(
+        spec: &Spec,
+        watch: Arc<TopicWatch>,
+        shard: usize,
+        nr_shards: usize,
+    ) -> Result<Self, SourceError> {
+        // librdkafka postpones a partition's next fetch by `fetch.queue.backoff.ms` (1 s)
+        // once its prefetch queue is full: a shard that drains it faster would then sit
+        // idle most of that second.
         let defaults = [
             ("statistics.interval.ms", "1000"),
             ("fetch.wait.max.ms", "100"),
+            ("fetch.queue.backoff.ms", "5"),
         ];
         let consumer: BaseConsumer<Stats> =
             client_config(&spec.bootstrap, &spec.properties, &defaults)
@@ -169,6 +186,7 @@ impl KafkaSource {
             parts: Vec::new(),
             reassign: true,
             started: false,
+            error_logged: None,
             describe: format!(
                 "kafka {} at {} (group {})",
                 spec.topic, spec.bootstrap, spec.group
@@ -332,7 +350,6 @@ impl KafkaSource {
                 self.set_consumer_paused(i, false);
             }
         }
-        let mut failure = None;
         while total < max {
             let Some(polled) = self.consumer.poll(Duration::ZERO) else {
                 break;
@@ -346,7 +363,15 @@ impl KafkaSource {
                     continue;
                 }
                 Err(e) => {
-                    failure = Some(e);
+                    // librdkafka retries by itself (a broker away, a leader moving):
+                    // say so now and then, and keep polling.
+                    let due = self
+                        .error_logged
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+                    if due {
+                        self.error_logged = Some(std::time::Instant::now());
+                        tracing::warn!(topic = %self.topic, error = %describe(&e), "kafka consumer error; librdkafka retries");
+                    }
                     break;
                 }
             };
@@ -393,13 +418,7 @@ impl KafkaSource {
                 out.empty(part.id);
             }
         }
-        match failure {
-            Some(e) => Err(SourceError::Read {
-                what: format!("kafka topic {}", self.topic),
-                reason: describe(&e),
-            }),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -45,6 +45,16 @@ impl TopicWatch {
 
 /// The watch of every Kafka source pipeline (`None` for the others).
 pub(crate) fn plan(config: &Config) -> Result<Vec<Option<Arc<TopicWatch>>>> {
+    let kafka = config.pipelines.iter().any(|p| {
+        matches!(p.source, SourceSpec::Kafka(_))
+            || p.sinks
+                .iter()
+                .chain(p.late_sink.as_ref())
+                .any(|s| matches!(s, weir_config::Sink::Kafka(_)))
+    });
+    if kafka {
+        super::start_spawner();
+    }
     config
         .pipelines
         .iter()
