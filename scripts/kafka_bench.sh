@@ -5,6 +5,8 @@
 #
 #   scripts/kafka_bench.sh [EVENTS] [RUNS] [LATENCY_RATE]
 #
+# The latency run uses one shard and LATENCY_CHECKPOINT_INTERVAL seconds (default 1).
+#
 # Prints one line per run: `source=kafka|file shards=N events=… seconds=… events_per_s=…`
 # (seconds from "weir running" to "weir stopped" in weir's log: reading, windowing,
 # writing through Kafka transactions and the final commit), and, when LATENCY_RATE is
@@ -85,8 +87,10 @@ if [[ -n "$rate" ]]; then
     cat >"$dir/weir.toml" <<TOML
 app_name = "bench-latency"
 data_dir = "data"
+[runtime]
+cores = [0]
 [processing]
-checkpoint_interval = 1
+checkpoint_interval = ${LATENCY_CHECKPOINT_INTERVAL:-1}
 [admin]
 enabled = false
 [[pipelines]]
