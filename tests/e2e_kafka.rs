@@ -405,3 +405,69 @@ fn partitions_added_to_the_topic_while_weir_runs_are_read() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn record_timestamps_can_be_event_time_and_bad_records_are_dead_lettered_with_topic_and_offset()
+-> TestResult {
+    let Some(b) = broker() else {
+        return Ok(());
+    };
+    let input = topic("stamps-in");
+    let output = topic("stamps-out");
+    create_topic(b, &input, 2)?;
+    create_topic(b, &output, 1)?;
+    let mut records: Vec<(String, String)> = (0..500)
+        .map(|i| {
+            let key = format!("u{}", i % 10);
+            (
+                key.clone(),
+                format!(r#"{{"user":"{key}","amount":{}}}"#, i % 7),
+            )
+        })
+        .collect();
+    records.insert(100, ("bad-a".into(), "not json at all".into()));
+    records.insert(300, ("bad-b".into(), r#"{"amount":3}"#.into()));
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    produce(b, &input, &records)?;
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let dir = tempfile::tempdir()?;
+    let s = Setup {
+        bootstrap: b,
+        input: &input,
+        output: &output,
+        shards: 2,
+        win: Win::Tumbling(1000),
+        bounded: true,
+        extra: r#", event_time = "kafka""#,
+    };
+    run_to_end(dir.path(), &config(&s))?;
+    let rows = rows_of(&consume(b, &output, true)?)?;
+    let counted: u64 = rows.iter().map(|r| r.3).sum();
+    assert_eq!(counted, 500, "every good record counted once");
+    for r in &rows {
+        assert!(
+            r.1 >= before - 1000 && r.1 <= after,
+            "windows follow the records' timestamps ({before}..{after}): {r:?}"
+        );
+    }
+    let dead = std::fs::read_to_string(dir.path().join("data/dead-letter/p.jsonl"))?;
+    let dead: Vec<serde_json::Value> = dead
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (d, key, reason) in [
+        (&dead[0], "bad-a", "not_json"),
+        (&dead[1], "bad-b", "missing_key"),
+    ] {
+        let d = dead.iter().find(|x| x["reason"] == reason).unwrap_or(d);
+        assert_eq!(d["topic"], input.as_str(), "{d}");
+        assert_eq!(d["partition"], partition_of(key, 2), "{d}");
+        assert!(d["offset"].is_u64(), "{d}");
+    }
+    Ok(())
+}

@@ -137,21 +137,28 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Appends the dead-letter line of a bad record: the pipeline, the record's identity,
-/// the reason and error, and the line itself (its first 64 KiB), as one JSON object.
+/// Appends the dead-letter line of a bad record: the pipeline, the record's identity
+/// (with the Kafka topic, for a Kafka source), the reason and error, and the line
+/// itself (its first 64 KiB), as one JSON object.
 pub fn dead_letter_line(
     out: &mut Vec<u8>,
     pipeline: &str,
+    topic: Option<&str>,
     id: &crate::EventId,
     line: &[u8],
     why: &crate::Invalid,
 ) {
     out.extend_from_slice(b"{\"pipeline\":");
     write_json_str(out, pipeline);
+    out.extend_from_slice(format!(",\"source\":{}", id.source.0).as_bytes());
+    if let Some(topic) = topic {
+        out.extend_from_slice(b",\"topic\":");
+        write_json_str(out, topic);
+    }
     out.extend_from_slice(
         format!(
-            ",\"source\":{},\"partition\":{},\"offset\":{},\"reason\":",
-            id.source.0, id.partition.0, id.offset.0
+            ",\"partition\":{},\"offset\":{},\"reason\":",
+            id.partition.0, id.offset.0
         )
         .as_bytes(),
     );

@@ -193,11 +193,16 @@ impl Shard {
             let pc = &pl.counters.pipelines[pl.index][pl.shard];
             add(&pc.ingested, n as u64);
             let invalid = std::mem::take(&mut pl.source_out.invalid);
+            let topic = match &pl.spec.source {
+                weir_config::Source::Kafka(k) => Some(k.topic.as_str()),
+                _ => None,
+            };
             for (id, line, why) in &invalid {
                 pc.count_invalid(why.reason);
                 weir_engine::result::dead_letter_line(
                     &mut pl.dead_letter.buf,
                     &pl.spec.id,
+                    topic,
                     id,
                     line,
                     why,
