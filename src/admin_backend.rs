@@ -319,6 +319,7 @@ impl Backend for RuntimeBackend {
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             app_name: config.app_name.clone(),
+            instance: config.instance.clone(),
             uptime_s: self.runtime.uptime().as_secs_f64(),
             shards,
             totals,

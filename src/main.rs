@@ -27,6 +27,8 @@ enum Command {
         /// The config file.
         #[arg(long, default_value = "config/weir.toml")]
         config: PathBuf,
+        #[command(flatten)]
+        overrides: OverrideArgs,
     },
     /// In-process throughput benchmark: generator → pipeline → blackhole.
     Bench(bench::BenchArgs),
@@ -42,7 +44,38 @@ enum Command {
         /// The config file.
         #[arg(long, default_value = "config/weir.toml")]
         config: PathBuf,
+        #[command(flatten)]
+        overrides: OverrideArgs,
     },
+}
+
+/// Keys of the config file the command line sets, so that one file serves every
+/// instance of an application.
+#[derive(Debug, clap::Args)]
+struct OverrideArgs {
+    /// This instance's name (`instance`; default the app name), shown by /status.
+    #[arg(long)]
+    instance: Option<String>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// Overrides `[admin] http`.
+    #[arg(long)]
+    http: Option<String>,
+    /// Overrides `[admin] metrics`.
+    #[arg(long)]
+    metrics: Option<String>,
+}
+
+impl OverrideArgs {
+    fn overrides(&self) -> weir_config::Overrides {
+        weir_config::Overrides {
+            instance: self.instance.clone(),
+            data_dir: self.data_dir.clone(),
+            http: self.http.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
 }
 
 fn init_tracing(debug: bool) {
@@ -63,8 +96,8 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => {
-            let config = match weir_config::load(&config) {
+        Command::Run { config, overrides } => {
+            let config = match weir_config::load_with(&config, &overrides.overrides()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
@@ -92,15 +125,17 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Command::Check { config } => match weir_config::load(&config) {
-            Ok(c) => {
-                print!("{}", plan::render(&c));
-                ExitCode::SUCCESS
+        Command::Check { config, overrides } => {
+            match weir_config::load_with(&config, &overrides.overrides()) {
+                Ok(c) => {
+                    print!("{}", plan::render(&c));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }

@@ -12,6 +12,9 @@ pub fn render(c: &Config) -> String {
     let shards = c.nr_shards();
     let map = KeyGroupMap::new(c.processing.key_groups, shards as u32);
     let _ = writeln!(s, "config ok: {}", c.app_name);
+    if c.instance != c.app_name {
+        let _ = writeln!(s, "instance: {}", c.instance);
+    }
     let _ = writeln!(s, "data_dir: {}", c.data_dir.display());
     let _ = writeln!(
         s,

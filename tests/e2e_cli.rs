@@ -135,3 +135,69 @@ fn sigterm_stops_sources_takes_a_final_checkpoint_and_exits_0() -> TestResult {
     );
     Ok(())
 }
+
+/// One config file serves several instances: the command line names the instance and
+/// sets `data_dir` and the admin addresses, and every check sees those values.
+#[test]
+fn the_command_line_names_the_instance_and_overrides_its_folder_and_addresses() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("w.toml");
+    std::fs::write(
+        &config,
+        r#"app_name = "shared"
+[admin]
+enabled = false
+[[pipelines]]
+id = "p"
+source = { type = "generator", total = 1000, keys = 10, start_ms = 0 }
+window = { type = "tumbling", size_ms = 100 }
+sinks = [{ type = "blackhole" }]
+"#,
+    )?;
+    let out = weir()
+        .args(["check", "--config"])
+        .arg(&config)
+        .args(["--instance", "east-1", "--data-dir", "data-east"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("instance: east-1"), "{text}");
+    assert!(text.contains("data-east"), "{text}");
+    // An override is checked like the key it sets.
+    let out = weir()
+        .args(["check", "--config"])
+        .arg(&config)
+        .args(["--http", "not-an-address"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("admin.http"), "{err}");
+    let out = weir()
+        .args(["check", "--config"])
+        .arg(&config)
+        .args(["--instance", " "])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("instance"));
+    // Two instances of the same file, each in its own folder.
+    for name in ["a", "b"] {
+        let out = weir()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--instance", name, "--data-dir", &format!("data-{name}")])
+            .current_dir(dir.path())
+            .env("WEIR_LOG", "warn")
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(dir.path().join(format!("data-{name}")).is_dir());
+    }
+    Ok(())
+}

@@ -103,6 +103,7 @@ impl Backend for Demo {
         Status {
             version: env!("CARGO_PKG_VERSION").into(),
             app_name: "weir-demo".into(),
+            instance: "weir-demo".into(),
             uptime_s: up,
             shards: (0..2)
                 .map(|s| ShardStatus {

@@ -13,6 +13,7 @@ fn status_has_version_uptime_shards_totals_and_last_checkpoint() {
     let s = json(&answer);
     assert_eq!(s["version"], "0.1.0");
     assert_eq!(s["app_name"], "weir-test");
+    assert_eq!(s["instance"], "weir-test-1");
     assert_eq!(s["uptime_s"], 3600.5);
     let shard = &s["shards"][0];
     for field in [

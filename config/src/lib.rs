@@ -46,6 +46,70 @@ pub fn load(path: impl AsRef<Path>) -> Result<Config> {
     from_str(&text, path)
 }
 
+/// What the command line sets over a config file: one file serves every instance of an
+/// application (`weir run --config PATH --instance NAME --data-dir D --http A
+/// --metrics A`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `instance`.
+    pub instance: Option<String>,
+    /// `data_dir`.
+    pub data_dir: Option<String>,
+    /// `admin.http`.
+    pub http: Option<String>,
+    /// `admin.metrics`.
+    pub metrics: Option<String>,
+}
+
+impl Overrides {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Reads and validates a config file with command-line overrides applied as if they
+/// were written in it (every check, such as clashing paths or addresses, sees them).
+pub fn load_with(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Config> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if overrides.is_empty() {
+        return from_str(&text, path);
+    }
+    // A syntax error is reported against the file as written.
+    let Ok(mut doc) = text.parse::<toml::Table>() else {
+        return from_str(&text, path);
+    };
+    let text_of = |v: &Option<String>| v.clone().map(toml::Value::String);
+    if let Some(v) = text_of(&overrides.instance) {
+        doc.insert("instance".into(), v);
+    }
+    if let Some(v) = text_of(&overrides.data_dir) {
+        doc.insert("data_dir".into(), v);
+    }
+    for (key, value) in [("http", &overrides.http), ("metrics", &overrides.metrics)] {
+        let Some(v) = text_of(value) else {
+            continue;
+        };
+        let admin = doc
+            .entry("admin")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match admin {
+            toml::Value::Table(t) => {
+                t.insert(key.into(), v);
+            }
+            _ => return from_str(&text, path),
+        }
+    }
+    let merged = toml::to_string(&doc).map_err(|e| Error::Read {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    from_str(&merged, path)
+}
+
 /// Validates a config document; `file` names it in errors.
 pub fn from_str(text: &str, file: impl AsRef<Path>) -> Result<Config> {
     let file: PathBuf = file.as_ref().to_path_buf();

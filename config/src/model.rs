@@ -8,6 +8,9 @@ use std::path::PathBuf;
 pub struct Config {
     /// Name shown by the admin API.
     pub app_name: String,
+    /// This process among the instances of the application (`--instance`; default the
+    /// app name), shown by `/status`.
+    pub instance: String,
     /// Where logs, checkpoints and dead letters live.
     pub data_dir: PathBuf,
     /// Verbose logging.

@@ -11,6 +11,7 @@ use serde::Deserialize;
 pub(crate) struct RawConfig {
     #[serde(default = "default_app_name")]
     pub app_name: String,
+    pub instance: Option<String>,
     #[serde(default = "default_data_dir")]
     pub data_dir: String,
     #[serde(default)]

@@ -118,11 +118,19 @@ pub(crate) fn validate(raw: RawConfig) -> Checked<Config> {
         }
     }
     kafka_defaults(&raw.app_name, &processing, &mut pipelines)?;
+    let instance = match raw.instance {
+        None => raw.app_name.clone(),
+        Some(i) if i.trim().is_empty() => {
+            return Err(Problem::new("instance", "must not be empty"));
+        }
+        Some(i) => i,
+    };
     let data_dir = PathBuf::from(raw.data_dir);
     let cwd = std::env::current_dir().unwrap_or_default();
     crate::paths::check_distinct_files(&pipelines, &data_dir, &cwd)?;
     Ok(Config {
         app_name: raw.app_name,
+        instance,
         data_dir,
         debug: raw.debug,
         runtime,

@@ -11,6 +11,9 @@ pub struct Status {
     pub version: String,
     /// `app_name` from the config.
     pub app_name: String,
+    /// This instance of the application (`--instance`, default the app name).
+    #[serde(default)]
+    pub instance: String,
     /// Seconds since the engine started.
     pub uptime_s: f64,
     /// Every shard, in shard order.

@@ -121,6 +121,7 @@ impl Backend for Fixture {
         Status {
             version: "0.1.0".into(),
             app_name: "weir-test".into(),
+            instance: "weir-test-1".into(),
             uptime_s: 3600.5,
             shards: vec![
                 ShardStatus {
