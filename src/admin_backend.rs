@@ -428,6 +428,11 @@ impl Backend for RuntimeBackend {
                 .into_iter()
                 .filter(|s| s.pipeline == id)
                 .collect(),
+            keys_on_two_partitions: matches!(
+                self.runtime.config().pipelines[pipeline].source,
+                weir_config::Source::Kafka(_)
+            )
+            .then(|| load(|c| c.keys_on_two_partitions.load(Ordering::Relaxed))),
         })
     }
 
@@ -594,6 +599,8 @@ impl Backend for RuntimeBackend {
                     .collect(),
                 deduplicated: load(|c| c.deduplicated.load(Ordering::Relaxed)),
                 results: load(|c| c.results.load(Ordering::Relaxed)),
+                keys_on_two_partitions: matches!(spec.source, weir_config::Source::Kafka(_))
+                    .then(|| load(|c| c.keys_on_two_partitions.load(Ordering::Relaxed))),
             });
         }
         for (shard, c) in counters.shards.iter().enumerate() {

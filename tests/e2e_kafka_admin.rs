@@ -8,7 +8,7 @@ mod kafka_common;
 use std::time::Duration;
 
 use admin_common::{Engine, Res};
-use kafka_common::{broker, create_topic, produce, topic};
+use kafka_common::{broker, create_topic, partition_of, produce, topic};
 
 #[test]
 fn the_admin_shows_kafka_offsets_lag_and_transactions() -> Res<()> {
@@ -19,7 +19,7 @@ fn the_admin_shows_kafka_offsets_lag_and_transactions() -> Res<()> {
     let output = topic("admin-out");
     create_topic(b, &input, 2)?;
     create_topic(b, &output, 1)?;
-    let records: Vec<(String, String)> = (0..1000)
+    let mut records: Vec<(String, String)> = (0..1000)
         .map(|i| {
             let key = format!("u{}", i % 10);
             let line = format!(
@@ -29,6 +29,20 @@ fn the_admin_shows_kafka_offsets_lag_and_transactions() -> Res<()> {
             (key, line)
         })
         .collect();
+    // One window key under record keys on both partitions: input not keyed by it.
+    let on = |p: u32| {
+        (0..100)
+            .map(|i| format!("r{i}"))
+            .find(|k| partition_of(k, 2) == p)
+            .unwrap_or_default()
+    };
+    for (n, record_key) in [on(0), on(1)].into_iter().enumerate() {
+        let line = format!(
+            r#"{{"key":"split","ts":{},"value":1}}"#,
+            1_700_000_000_000i64 + n as i64
+        );
+        records.push((record_key, line));
+    }
     produce(b, &input, &records)?;
     let id = format!("k{}", std::process::id());
     let engine = Engine::start_with(
@@ -55,7 +69,7 @@ sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}" }}]
                 .iter()
                 .filter_map(|p| p["offset"].as_u64())
                 .sum::<u64>()
-                == 1000
+                == 1002
             && parts
                 .iter()
                 .all(|p| p["records_behind"].as_u64() == Some(0))
@@ -84,6 +98,10 @@ sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}" }}]
         },
     )?;
     assert_eq!(stats["kafka_sinks"][0]["sink"], "sink0", "{stats}");
+    assert_eq!(
+        stats["keys_on_two_partitions"], 1,
+        "the split key is counted once: {stats}"
+    );
     let metrics = admin_common::get(engine.metrics, "/metrics")?;
     let text = metrics.body;
     for want in [
@@ -95,6 +113,7 @@ sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}" }}]
         format!(
             "stream_kafka_sink_transaction_records{{pipeline=\"{id}\",sink=\"sink0\",shard=\"0\"}}"
         ),
+        format!("stream_keys_on_two_partitions_total{{pipeline=\"{id}\"}} 1"),
     ] {
         assert!(text.contains(&want), "{want} in:\n{text}");
     }

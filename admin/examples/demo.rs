@@ -183,6 +183,7 @@ impl Backend for Demo {
             watermark_ms: Some(now_ms() - lag),
             watermark_lag_ms: Some(lag),
             kafka_sinks: Vec::new(),
+            keys_on_two_partitions: None,
         })
     }
 
@@ -341,6 +342,7 @@ impl Backend for Demo {
                     }],
                     deduplicated: 0,
                     results: processed[i] / 40,
+                    keys_on_two_partitions: None,
                 })
                 .collect(),
             shards: (0..2)

@@ -179,6 +179,25 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
     for p in &s.pipelines {
         out.sample(FAMILIES[8], &[("pipeline", &p.pipeline)], p.results);
     }
+    if s.pipelines
+        .iter()
+        .any(|p| p.keys_on_two_partitions.is_some())
+    {
+        out.family(
+            "stream_keys_on_two_partitions_total",
+            "counter",
+            "Keys of a Kafka source seen on more than one input partition.",
+        );
+        for p in &s.pipelines {
+            if let Some(n) = p.keys_on_two_partitions {
+                out.sample(
+                    "stream_keys_on_two_partitions_total",
+                    &[("pipeline", &p.pipeline)],
+                    n,
+                );
+            }
+        }
+    }
     out.family(FAMILIES[9], "counter", "Checkpoints attempted, by outcome.");
     out.sample(
         FAMILIES[9],

@@ -291,6 +291,8 @@ pub(crate) fn build_pipelines(
                 reason: e.to_string(),
             })?,
             counters: Arc::clone(counters),
+            key_partitions: matches!(spec.source, SourceSpec::Kafka(_))
+                .then(crate::pipeline::KeyPartitions::default),
         });
     }
     Ok(out)

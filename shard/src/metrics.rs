@@ -60,6 +60,9 @@ pub struct PipelineCounters {
     pub active_windows: AtomicU64,
     /// The operator's watermark (i64::MIN before any).
     pub watermark: AtomicI64,
+    /// Keys of a Kafka source seen on a second partition (each key counted once):
+    /// window results are right only when each key lives in one input partition.
+    pub keys_on_two_partitions: AtomicU64,
 }
 
 impl Default for PipelineCounters {
@@ -72,6 +75,7 @@ impl Default for PipelineCounters {
             invalid: Default::default(),
             deduplicated: AtomicU64::new(0),
             results: AtomicU64::new(0),
+            keys_on_two_partitions: AtomicU64::new(0),
             active_windows: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
         }

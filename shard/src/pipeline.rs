@@ -92,6 +92,18 @@ pub(crate) struct ShardPipeline {
     pub running: bool,
     pub latency_us: Histogram<u64>,
     pub counters: Arc<Counters>,
+    /// For a Kafka source: the partition each key (by hash) was first seen on, to find
+    /// input not keyed by the window key (see [`ShardPipeline::check_keys`]).
+    pub key_partitions: Option<KeyPartitions>,
+}
+
+/// The input partition of each key seen, and keys seen on a second one.
+#[derive(Debug, Default)]
+pub(crate) struct KeyPartitions {
+    first: hashbrown::HashMap<u64, u32>,
+    /// Keys already counted as on two partitions.
+    counted: hashbrown::HashSet<u64>,
+    logged: bool,
 }
 
 impl std::fmt::Debug for ShardPipeline {
@@ -175,9 +187,45 @@ impl ShardPipeline {
         (tracker.update(now_ms), idle)
     }
 
+    /// Counts keys that arrive from two input partitions (logging the first with both
+    /// partitions): with several instances on one Kafka topic each key must live in one
+    /// partition, or its windows are split between instances.
+    fn check_keys(&mut self, events: &[Event]) {
+        let Some(kp) = self.key_partitions.as_mut() else {
+            return;
+        };
+        let mut found = 0;
+        for e in events {
+            let hash = e.key.hash();
+            let partition = e.id.partition.0;
+            let first = *kp.first.entry(hash).or_insert(partition);
+            if first != partition && kp.counted.insert(hash) {
+                found += 1;
+                if !kp.logged {
+                    kp.logged = true;
+                    tracing::warn!(
+                        pipeline = %self.spec.id,
+                        key = %e.key.as_str(),
+                        partitions = ?[first, partition],
+                        "a key arrives on two input partitions: results are right on one \
+                         instance, but instances sharing the topic would split its windows \
+                         (key the input by the window key)"
+                    );
+                }
+            }
+        }
+        if found > 0 {
+            add(
+                &self.counters.pipelines[self.index][self.shard].keys_on_two_partitions,
+                found,
+            );
+        }
+    }
+
     /// Applies the events of a batch to the operator.
     #[inline]
     pub fn apply(&mut self, events: &[Event], shard: &ShardCounters) {
+        self.check_keys(events);
         let mut late = 0;
         let mut dropped = 0;
         for e in events {

@@ -81,4 +81,8 @@ pub struct PipelineStats {
     /// records of the open one (absent without Kafka sinks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kafka_sinks: Vec<super::KafkaSinkMetrics>,
+    /// Keys of a Kafka source seen on more than one input partition (absent for other
+    /// sources): instances sharing the topic need each key in one partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_on_two_partitions: Option<u64>,
 }

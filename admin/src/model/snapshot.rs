@@ -97,6 +97,10 @@ pub struct PipelineCounters {
     pub deduplicated: u64,
     /// `stream_results_emitted_total`: window results emitted.
     pub results: u64,
+    /// `stream_keys_on_two_partitions_total`: keys of a Kafka source seen on a second
+    /// input partition (`None` for other sources).
+    #[serde(default)]
+    pub keys_on_two_partitions: Option<u64>,
 }
 
 /// A count for one reason.

@@ -220,6 +220,7 @@ impl Backend for Fixture {
             watermark_ms: Some(NOW_MS - 2500),
             watermark_lag_ms: Some(2500),
             kafka_sinks: Vec::new(),
+            keys_on_two_partitions: None,
         })
     }
 
@@ -444,9 +445,11 @@ pub fn realistic_snapshot() -> MetricsSnapshot {
                 ],
                 deduplicated: 40,
                 results: 41_000,
+                keys_on_two_partitions: None,
             },
             PipelineCounters {
                 pipeline: "orders".into(),
+                keys_on_two_partitions: Some(3),
                 ..PipelineCounters::default()
             },
         ],
