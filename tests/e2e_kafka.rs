@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{In, Rng, Row, Win, expected, partition_events};
-use kafka_common::{TestResult, broker, consume, create_topic, partition_of, produce, topic};
+use kafka_common::{
+    TestResult, broker, consume, consume_at_least, create_topic, partition_of, produce, topic,
+};
 
 /// Window results in Kafka record values, as rows; checks each record's key is the
 /// window key.
@@ -160,19 +162,34 @@ fn session_windows_from_kafka_to_kafka_equal_the_model_with_one_and_two_shards()
     kafka_to_kafka(Win::Session(30), "session")
 }
 
-fn wait_for(
+/// Waits until the committed output holds rows that `done` accepts, reading with Kafka's
+/// console consumer (up to as many records as asked, then one more each time); returns
+/// the last rows read.
+fn wait_rows(
+    b: &str,
+    output: &str,
     what: &str,
+    at_least: usize,
     timeout: Duration,
-    mut done: impl FnMut() -> Result<bool, Box<dyn std::error::Error>>,
-) -> TestResult {
+    done: impl Fn(&[Row]) -> bool,
+) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
     let start = Instant::now();
-    while start.elapsed() < timeout {
-        if done()? {
-            return Ok(());
+    let mut n = at_least;
+    loop {
+        let rows = rows_of(&consume_at_least(b, output, n)?)?;
+        if done(&rows) {
+            return Ok(rows);
         }
-        std::thread::sleep(Duration::from_millis(500));
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "timed out waiting for {what}: {} rows of at least {at_least}",
+                rows.len()
+            )
+            .into());
+        }
+        n = n.max(rows.len() + 1);
+        std::thread::sleep(Duration::from_millis(300));
     }
-    Err(format!("timed out waiting for {what}").into())
 }
 
 fn stop(mut child: Child) -> TestResult {
@@ -190,32 +207,57 @@ fn closed(rows: &[Row], until: i64) -> Vec<Row> {
 
 #[test]
 fn a_silent_partition_does_not_stall_windows_after_the_idle_timeout() -> TestResult {
+    silent_partition("silent", 0)
+}
+
+#[test]
+fn a_partition_that_falls_silent_goes_idle_and_does_not_stall_windows() -> TestResult {
+    silent_partition("quiet", 300)
+}
+
+/// Partition 3 of four gets events only among the first `quiet_after` (none for 0);
+/// windows must still fire once it has been silent for the idle timeout, although
+/// checkpoints (every 0.3 s) come far more often than that.
+fn silent_partition(name: &str, quiet_after: i64) -> TestResult {
     let Some(b) = broker() else {
         return Ok(());
     };
-    let input = topic("silent-in");
-    let output = topic("silent-out");
+    let input = topic(&format!("{name}-in"));
+    let output = topic(&format!("{name}-out"));
     create_topic(b, &input, 4)?;
     create_topic(b, &output, 1)?;
-    // Keys that Kafka's partitioner puts on partitions 0, 1 and 2 only.
+    // Keys that Kafka's partitioner puts on partitions 0, 1 and 2, and one on 3.
     let keys: Vec<String> = (0..400)
         .map(|i| format!("k{i}"))
         .filter(|k| partition_of(k, 4) != 3)
         .take(20)
         .collect();
+    let quiet = (0..400)
+        .map(|i| format!("q{i}"))
+        .find(|k| partition_of(k, 4) == 3)
+        .unwrap_or_default();
     let mut rng = Rng(3);
     let events: Vec<In> = (0..3000)
         .map(|i| In {
-            key: keys[rng.below(keys.len() as u64) as usize].clone(),
+            key: if i < quiet_after && i % 3 == 0 {
+                quiet.clone()
+            } else {
+                keys[rng.below(keys.len() as u64) as usize].clone()
+            },
             ts: 1_700_000_000_000 + i * 2,
             value: rng.below(100) as i64,
         })
         .collect();
     produce(b, &input, &records(&events))?;
     let offsets = kafka_common::tool(b, "kafka-get-offsets", &["--topic", &input], None)?;
+    let on_three = if quiet_after == 0 {
+        0
+    } else {
+        (quiet_after + 2) / 3
+    };
     assert!(
-        offsets.contains(&format!("{input}:3:0")),
-        "partition 3 stays empty: {offsets}"
+        offsets.contains(&format!("{input}:3:{on_three}")),
+        "partition 3 holds {on_three} records: {offsets}"
     );
     let dir = tempfile::tempdir()?;
     let win = Win::Tumbling(500);
@@ -234,13 +276,17 @@ fn a_silent_partition_does_not_stall_windows_after_the_idle_timeout() -> TestRes
     let last = events.iter().map(|e| e.ts).max().unwrap_or(0);
     let want = closed(&expected(&events, win), last - 100);
     assert!(!want.is_empty());
-    let mut got = Vec::new();
-    let waited = wait_for("the windows to fire", Duration::from_secs(60), || {
-        got = rows_of(&consume(b, &output, true)?)?;
-        Ok(got.len() >= want.len())
-    });
+    let waited = wait_rows(
+        b,
+        &output,
+        "the windows to fire",
+        want.len(),
+        Duration::from_secs(180),
+        |rows| rows.len() >= want.len(),
+    );
     stop(child)?;
     waited?;
+    let got = rows_of(&consume(b, &output, true)?)?;
     assert!(
         got == want,
         "windows fired despite the silent partition, each once"
@@ -276,9 +322,14 @@ fn a_restarted_weir_resumes_from_its_checkpoint_not_from_the_group_offsets() -> 
     let first_last = first.iter().map(|e| e.ts).max().unwrap_or(0);
     let want_first = closed(&expected(first, win), first_last - 100 - 200);
     let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
-    let waited = wait_for("the first half's windows", Duration::from_secs(60), || {
-        Ok(rows_of(&consume(b, &output, true)?)?.len() >= want_first.len())
-    });
+    let waited = wait_rows(
+        b,
+        &output,
+        "the first half's windows",
+        want_first.len(),
+        Duration::from_secs(180),
+        |rows| rows.len() >= want_first.len(),
+    );
     stop(child)?;
     waited?;
     // The group shows true lag: weir committed the checkpoint's offsets to it.
@@ -318,14 +369,18 @@ fn a_restarted_weir_resumes_from_its_checkpoint_not_from_the_group_offsets() -> 
     let last = all.iter().map(|e| e.ts).max().unwrap_or(0);
     let want = closed(&model, last - 100 - 200);
     let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
-    let mut got = Vec::new();
-    let waited = wait_for("the second half's windows", Duration::from_secs(60), || {
-        got = rows_of(&consume(b, &output, true)?)?;
-        Ok(got.len() >= want.len())
-    });
+    let until = last - 100 - 200;
+    let waited = wait_rows(
+        b,
+        &output,
+        "the second half's windows",
+        want.len(),
+        Duration::from_secs(180),
+        |rows| closed(rows, until).len() >= want.len(),
+    );
     stop(child)?;
     waited?;
-    let got = closed(&got, last - 100 - 200);
+    let got = closed(&rows_of(&consume(b, &output, true)?)?, until);
     assert_eq!(got.len(), want.len(), "each window once after the restart");
     assert!(got == want, "results after the restart equal the model");
     Ok(())
@@ -357,9 +412,14 @@ fn partitions_added_to_the_topic_while_weir_runs_are_read() -> TestResult {
     let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
     let first_last = first.iter().map(|e| e.ts).max().unwrap_or(0);
     let want_first = closed(&expected(&first, win), first_last - 300);
-    let waited = wait_for("the first windows", Duration::from_secs(60), || {
-        Ok(rows_of(&consume(b, &output, true)?)?.len() >= want_first.len())
-    });
+    let waited = wait_rows(
+        b,
+        &output,
+        "the first windows",
+        want_first.len(),
+        Duration::from_secs(180),
+        |rows| rows.len() >= want_first.len(),
+    );
     if let Err(e) = waited {
         stop(child)?;
         return Err(e);
@@ -388,17 +448,18 @@ fn partitions_added_to_the_topic_while_weir_runs_are_read() -> TestResult {
     let last = second.iter().map(|e| e.ts).max().unwrap_or(0);
     let all: Vec<In> = first.iter().chain(&second).cloned().collect();
     let want = closed(&expected(&all, win), last - 300);
-    let mut got = Vec::new();
-    let waited = wait_for(
+    let until = last - 300;
+    let waited = wait_rows(
+        b,
+        &output,
         "windows of the new partitions",
-        Duration::from_secs(90),
-        || {
-            got = closed(&rows_of(&consume(b, &output, true)?)?, last - 300);
-            Ok(got.len() >= want.len())
-        },
+        want.len(),
+        Duration::from_secs(180),
+        |rows| closed(rows, until).len() >= want.len(),
     );
     stop(child)?;
     waited?;
+    let got = closed(&rows_of(&consume(b, &output, true)?)?, until);
     assert!(
         got == want,
         "the new partitions' events are in the results, each once"

@@ -381,6 +381,10 @@ impl Shard {
             if self.stop.load(Ordering::Relaxed) {
                 self.life.stop();
             }
+            // What a control request or the inboxes put in the outbox (a checkpoint's
+            // barrier and watermarks) goes now: left waiting, it would look like
+            // backpressure to `read_sources`, which then restarts every idle timer.
+            self.send_pending();
             work += self.read_sources().await;
             self.seal_old(self.life.stopping());
             if !self.life.stopping() {

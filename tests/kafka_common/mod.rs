@@ -161,29 +161,48 @@ pub fn consume(
     topic: &str,
     committed: bool,
 ) -> Result<Vec<(String, String)>, String> {
+    read(bootstrap, topic, committed, None)
+}
+
+/// Reads a topic's committed records until `n` are in (or 6 s pass without one): for
+/// waiting until results are there. [`consume`] reads them all, to compare.
+pub fn consume_at_least(
+    bootstrap: &str,
+    topic: &str,
+    n: usize,
+) -> Result<Vec<(String, String)>, String> {
+    read(bootstrap, topic, true, Some(n))
+}
+
+fn read(
+    bootstrap: &str,
+    topic: &str,
+    committed: bool,
+    max: Option<usize>,
+) -> Result<Vec<(String, String)>, String> {
     let isolation = if committed {
         "read_committed"
     } else {
         "read_uncommitted"
     };
-    let out = tool(
-        bootstrap,
-        "kafka-console-consumer",
-        &[
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--isolation-level",
-            isolation,
-            "--timeout-ms",
-            "6000",
-            "--property",
-            "print.key=true",
-            "--property",
-            "key.separator=|",
-        ],
-        None,
-    )?;
+    let max = max.map(|n| n.max(1).to_string());
+    let mut args = vec![
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--isolation-level",
+        isolation,
+        "--timeout-ms",
+        "6000",
+        "--property",
+        "print.key=true",
+        "--property",
+        "key.separator=|",
+    ];
+    if let Some(max) = max.as_deref() {
+        args.extend(["--max-messages", max]);
+    }
+    let out = tool(bootstrap, "kafka-console-consumer", &args, None)?;
     Ok(out
         .lines()
         .filter(|l| !l.is_empty())

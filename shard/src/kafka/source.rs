@@ -357,6 +357,7 @@ impl KafkaSource {
             let message = match polled {
                 Ok(m) => m,
                 Err(KafkaError::PartitionEOF(p)) => {
+                    tracing::debug!(topic = %self.topic, partition = p, "end of kafka partition");
                     if let Some(part) = self.parts.iter_mut().find(|x| x.id.0 as i32 == p) {
                         part.eof = true;
                     }
