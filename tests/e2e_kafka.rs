@@ -8,53 +8,22 @@ mod kafka_common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{In, Rng, Row, Win, expected, partition_events};
+use common::{In, Rng, Row, Win, expected, kafka_records, partition_events, row_of};
 use kafka_common::{
     TestResult, broker, consume, consume_at_least, create_topic, partition_of, produce, topic,
 };
 
-/// Window results in Kafka record values, as rows; checks each record's key is the
-/// window key.
+/// Window results in Kafka record values, as rows, sorted; checks each record's key is
+/// the window key.
 fn rows_of(records: &[(String, String)]) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(records.len());
     for (k, line) in records {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        let f = |name: &str| {
-            v[name]
-                .as_f64()
-                .ok_or_else(|| format!("{name} missing in {line}"))
-        };
-        let key = v["key"].as_str().ok_or("key")?.to_owned();
-        assert_eq!(k, &key, "the record key is the window key: {line}");
-        rows.push((
-            key,
-            v["window_start"].as_i64().ok_or("start")?,
-            v["window_end"].as_i64().ok_or("end")?,
-            v["count"].as_u64().ok_or("count")?,
-            f("sum")? as i64,
-            f("min")? as i64,
-            f("max")? as i64,
-            v["revision"].as_u64().ok_or("revision")?,
-            v["late"].as_bool().ok_or("late")?,
-        ));
+        let row = row_of(line)?;
+        assert_eq!(k, &row.0, "the record key is the window key: {line}");
+        rows.push(row);
     }
     rows.sort();
     Ok(rows)
-}
-
-fn records(events: &[In]) -> Vec<(String, String)> {
-    events
-        .iter()
-        .map(|e| {
-            (
-                e.key.clone(),
-                format!(
-                    r#"{{"user":"{}","ts":{},"amount":{}}}"#,
-                    e.key, e.ts, e.value
-                ),
-            )
-        })
-        .collect()
 }
 
 struct Setup<'a> {
@@ -126,7 +95,7 @@ fn kafka_to_kafka(win: Win, name: &str) -> TestResult {
     let input = topic(&format!("{name}-in"));
     create_topic(b, &input, 4)?;
     let events = partition_events(&mut Rng(7), 6000, 60, 1_700_000_000_000, 50);
-    produce(b, &input, &records(&events))?;
+    produce(b, &input, &kafka_records(&events))?;
     let want = expected(&events, win);
     for shards in [1, 2] {
         let output = topic(&format!("{name}-out-{shards}"));
@@ -248,7 +217,7 @@ fn silent_partition(name: &str, quiet_after: i64) -> TestResult {
             value: rng.below(100) as i64,
         })
         .collect();
-    produce(b, &input, &records(&events))?;
+    produce(b, &input, &kafka_records(&events))?;
     let offsets = kafka_common::tool(b, "kafka-get-offsets", &["--topic", &input], None)?;
     let on_three = if quiet_after == 0 {
         0
@@ -305,7 +274,7 @@ fn a_restarted_weir_resumes_from_its_checkpoint_not_from_the_group_offsets() -> 
     create_topic(b, &output, 2)?;
     let all = partition_events(&mut Rng(11), 4000, 40, 1_700_000_000_000, 20);
     let (first, second) = all.split_at(2000);
-    produce(b, &input, &records(first))?;
+    produce(b, &input, &kafka_records(first))?;
     let dir = tempfile::tempdir()?;
     let win = Win::Tumbling(200);
     let s = Setup {
@@ -365,7 +334,7 @@ fn a_restarted_weir_resumes_from_its_checkpoint_not_from_the_group_offsets() -> 
         ],
         None,
     )?;
-    produce(b, &input, &records(second))?;
+    produce(b, &input, &kafka_records(second))?;
     let last = all.iter().map(|e| e.ts).max().unwrap_or(0);
     let want = closed(&model, last - 100 - 200);
     let child = weir(dir.path()).stdout(Stdio::null()).spawn()?;
@@ -396,7 +365,7 @@ fn partitions_added_to_the_topic_while_weir_runs_are_read() -> TestResult {
     create_topic(b, &input, 2)?;
     create_topic(b, &output, 1)?;
     let first = partition_events(&mut Rng(21), 2000, 30, 1_700_000_000_000, 10);
-    produce(b, &input, &records(&first))?;
+    produce(b, &input, &kafka_records(&first))?;
     let dir = tempfile::tempdir()?;
     let win = Win::Tumbling(200);
     let s = Setup {
@@ -444,7 +413,7 @@ fn partitions_added_to_the_topic_while_weir_runs_are_read() -> TestResult {
             value: rng.below(100) as i64,
         })
         .collect();
-    produce(b, &input, &records(&second))?;
+    produce(b, &input, &kafka_records(&second))?;
     let last = second.iter().map(|e| e.ts).max().unwrap_or(0);
     let all: Vec<In> = first.iter().chain(&second).cloned().collect();
     let want = closed(&expected(&all, win), last - 300);

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Rng, Win, expected, partition_events};
+use common::{Rng, Win, expected, kafka_records, partition_events, row_of};
 use kafka_common::{TestResult, broker, consume, create_topic, produce, topic};
 
 fn weir(dir: &std::path::Path) -> Command {
@@ -34,18 +34,7 @@ fn kills_and_a_crash_between_manifest_and_commit_lose_and_repeat_no_result() -> 
     create_topic(b, &input, 4)?;
     create_topic(b, &output, 3)?;
     let events = partition_events(&mut Rng(5), 150_000, 2000, 1_700_000_000_000, 40);
-    let records: Vec<(String, String)> = events
-        .iter()
-        .map(|e| {
-            (
-                e.key.clone(),
-                format!(
-                    r#"{{"user":"{}","ts":{},"amount":{}}}"#,
-                    e.key, e.ts, e.value
-                ),
-            )
-        })
-        .collect();
+    let records = kafka_records(&events);
     produce(b, &input, &records)?;
     let win = Win::Tumbling(100);
     let dir = tempfile::tempdir()?;
@@ -104,21 +93,10 @@ sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}" }}]
         "the restart sent the crashed checkpoint's output again: {log}"
     );
     let committed = consume(b, &output, true)?;
-    let mut got = Vec::new();
-    for (_, line) in &committed {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        got.push((
-            v["key"].as_str().ok_or("key")?.to_owned(),
-            v["window_start"].as_i64().ok_or("start")?,
-            v["window_end"].as_i64().ok_or("end")?,
-            v["count"].as_u64().ok_or("count")?,
-            v["sum"].as_f64().ok_or("sum")? as i64,
-            v["min"].as_f64().ok_or("min")? as i64,
-            v["max"].as_f64().ok_or("max")? as i64,
-            v["revision"].as_u64().ok_or("revision")?,
-            v["late"].as_bool().ok_or("late")?,
-        ));
-    }
+    let mut got = committed
+        .iter()
+        .map(|(_, line)| row_of(line))
+        .collect::<Result<Vec<_>, _>>()?;
     got.sort();
     let want = expected(&events, win);
     assert_eq!(

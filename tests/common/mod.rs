@@ -169,30 +169,49 @@ pub fn expected(events: &[In], win: Win) -> Vec<Row> {
     rows
 }
 
+/// One result line as a row.
+pub fn row_of(line: &str) -> Result<Row, Box<dyn std::error::Error>> {
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let f = |k: &str| {
+        v[k].as_f64()
+            .ok_or_else(|| format!("{k} missing in {line}"))
+    };
+    Ok((
+        v["key"].as_str().ok_or("key")?.to_owned(),
+        v["window_start"].as_i64().ok_or("start")?,
+        v["window_end"].as_i64().ok_or("end")?,
+        v["count"].as_u64().ok_or("count")?,
+        f("sum")? as i64,
+        f("min")? as i64,
+        f("max")? as i64,
+        v["revision"].as_u64().ok_or("revision")?,
+        v["late"].as_bool().ok_or("late")?,
+    ))
+}
+
 /// Parses result lines into rows, sorted.
 pub fn read_rows(path: &Path) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path)?;
-    let mut rows = Vec::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        let f = |k: &str| {
-            v[k].as_f64()
-                .ok_or_else(|| format!("{k} missing in {line}"))
-        };
-        rows.push((
-            v["key"].as_str().ok_or("key")?.to_owned(),
-            v["window_start"].as_i64().ok_or("start")?,
-            v["window_end"].as_i64().ok_or("end")?,
-            v["count"].as_u64().ok_or("count")?,
-            f("sum")? as i64,
-            f("min")? as i64,
-            f("max")? as i64,
-            v["revision"].as_u64().ok_or("revision")?,
-            v["late"].as_bool().ok_or("late")?,
-        ));
-    }
+    let mut rows = text.lines().map(row_of).collect::<Result<Vec<_>, _>>()?;
     rows.sort();
     Ok(rows)
+}
+
+/// Events as Kafka records: key = the event's key, value = its JSON line (the fields
+/// `user`, `ts`, `amount` of [`write_jsonl`]).
+pub fn kafka_records(events: &[In]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.key.clone(),
+                format!(
+                    r#"{{"user":"{}","ts":{},"amount":{}}}"#,
+                    e.key, e.ts, e.value
+                ),
+            )
+        })
+        .collect()
 }
 
 pub fn weir() -> Command {
