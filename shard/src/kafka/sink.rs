@@ -48,9 +48,10 @@ use crate::sink::Sink;
 use crate::source::LocalFuture;
 
 /// Environment variable holding a number `n`: the process aborts just before its `n`th
-/// Kafka transaction commit (counted over every Kafka sink of the process), when that
-/// commit's checkpoint manifest is durable and its transaction is not committed: the
-/// crash tests' way into the window between the two.
+/// commit of a Kafka transaction that carries records (counted over every Kafka sink of
+/// the process), when that commit's checkpoint manifest is durable and its records are
+/// on the brokers but not committed: the crash tests' way into the window between the
+/// two.
 pub const FAULT_ENV: &str = "WEIR_FAULT_ABORT_BEFORE_KAFKA_COMMIT";
 
 /// Transaction commits of this process, for [`FAULT_ENV`].
@@ -190,18 +191,12 @@ impl Txn {
         }
     }
 
-    /// Commits the open transaction with checkpoint `n` as its marker, and begins the
-    /// next. Retriable errors are retried; an error that needs an abort aborts.
-    fn commit(&self, n: u64) -> Result<(), TxnFailure> {
-        let nth = COMMITS.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Ok(Some(at)) = std::env::var(FAULT_ENV).map(|v| v.parse::<u64>().ok())
-            && nth == at
-        {
-            tracing::error!(
-                checkpoint = n,
-                "{FAULT_ENV}: aborting before the kafka commit"
-            );
-            std::process::abort();
+    /// Commits the open transaction, which carries `records` records, with checkpoint
+    /// `n` as its marker, and begins the next. Retriable errors are retried; an error
+    /// that needs an abort aborts.
+    fn commit(&self, n: u64, records: u64) -> Result<(), TxnFailure> {
+        if records > 0 {
+            self.fault(n);
         }
         let marker = self.marker_list(n).map_err(TxnFailure::Fatal)?;
         let mut attempt = 0;
@@ -225,6 +220,23 @@ impl Txn {
         self.producer
             .begin_transaction()
             .map_err(|e| TxnFailure::Fatal(describe(&e)))
+    }
+
+    /// [`FAULT_ENV`]: aborts the process at the chosen commit, once the transaction's
+    /// records are on the brokers.
+    fn fault(&self, n: u64) {
+        let nth = COMMITS.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(Some(at)) = std::env::var(FAULT_ENV).map(|v| v.parse::<u64>().ok())
+            && nth == at
+        {
+            let flushed = self.producer.flush(self.timeout).map_err(|e| describe(&e));
+            tracing::error!(
+                checkpoint = n,
+                ?flushed,
+                "{FAULT_ENV}: aborting before the kafka commit"
+            );
+            std::process::abort();
+        }
     }
 
     /// After an abortable failure: aborts, and begins a fresh transaction.
@@ -342,7 +354,7 @@ fn recover(setup: &SinkSetup, shard: usize, txn: &Txn, committed: u64) -> Result
         .map_err(|e| format!("kafka: {}", describe(&e)))?;
     if !resend.is_empty() {
         let sent = send_files(txn, &resend)?;
-        txn.commit(r)
+        txn.commit(r, sent)
             .map_err(|e| format!("committing the restored output: {e:?}"))?;
         tracing::info!(
             transactional_id = %setup.transactional_id(shard),
@@ -360,8 +372,9 @@ fn recover(setup: &SinkSetup, shard: usize, txn: &Txn, committed: u64) -> Result
 
 /// A request to the transaction thread.
 enum Job {
-    /// Commit the open transaction as checkpoint `n`'s.
-    Commit(u64),
+    /// Commit the open transaction, which carries `records` records, as checkpoint
+    /// `n`'s.
+    Commit { n: u64, records: u64 },
 }
 
 /// What the transaction thread answers.
@@ -375,8 +388,8 @@ enum Done {
 fn transaction_thread(txn: Arc<Txn>, dir: PathBuf, jobs: Receiver<Job>, done: Sender<Done>) {
     let mut committed_files = 0u64;
     for job in jobs {
-        let Job::Commit(n) = job;
-        let answer = match txn.commit(n) {
+        let Job::Commit { n, records } = job;
+        let answer = match txn.commit(n, records) {
             Ok(()) => Done::Committed(n),
             Err(TxnFailure::Abort(reason)) => {
                 // Aborted: send the staged lines again, from the files, and commit them.
@@ -393,7 +406,7 @@ fn transaction_thread(txn: Arc<Txn>, dir: PathBuf, jobs: Receiver<Job>, done: Se
                     .abort()
                     .and(files)
                     .and_then(|files| send_files(&txn, &files))
-                    .and_then(|_| txn.commit(n).map_err(|e| format!("{e:?}")))
+                    .and_then(|sent| txn.commit(n, sent).map_err(|e| format!("{e:?}")))
                 {
                     Ok(()) => Done::Committed(n),
                     Err(e) => Done::Failed(e),
@@ -627,7 +640,8 @@ impl KafkaSink {
         let Some(jobs) = &self.jobs else {
             return Ok(());
         };
-        if jobs.send(Job::Commit(upto)).is_err() {
+        let records = self.status.open_records.load(Ordering::Relaxed);
+        if jobs.send(Job::Commit { n: upto, records }).is_err() {
             self.failed = Some("the transaction thread ended".into());
             return self.check();
         }
