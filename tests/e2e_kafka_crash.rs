@@ -76,7 +76,7 @@ sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}" }}]
     }
     // A crash after a checkpoint's manifest, before its transaction commits.
     let crashed = weir(dir.path())
-        .env("WEIR_FAULT_ABORT_BEFORE_KAFKA_COMMIT", "2")
+        .env("WEIR_FAULT_ABORT_BEFORE_KAFKA_COMMIT", "1")
         .output()?;
     assert_eq!(
         crashed.status.signal(),
