@@ -97,7 +97,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, overrides } => {
-            let config = match weir_config::load_with(&config, &overrides.overrides()) {
+            let loaded = weir_config::load_with(&config, &overrides.overrides())
+                .and_then(|c| weir_config::check_host(&c, &config).map(|()| c));
+            let config = match loaded {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
@@ -126,7 +128,9 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Command::Check { config, overrides } => {
-            match weir_config::load_with(&config, &overrides.overrides()) {
+            match weir_config::load_with(&config, &overrides.overrides())
+                .and_then(|c| weir_config::check_host(&c, &config).map(|()| c))
+            {
                 Ok(c) => {
                     print!("{}", plan::render(&c));
                     ExitCode::SUCCESS

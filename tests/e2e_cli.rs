@@ -47,6 +47,64 @@ fn an_invalid_config_exits_2_with_one_line_naming_file_and_key() -> TestResult {
     Ok(())
 }
 
+/// Configs that `weir check` once passed and `weir run` then crashed, hung or failed on
+/// with exit 1: both now refuse them with exit 2 and one line naming the key.
+#[test]
+fn what_check_can_know_it_refuses_and_run_refuses_alike() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("a-file"), "x")?;
+    std::fs::create_dir(dir.path().join("a-folder"))?;
+    let cases = [
+        (
+            GENERATOR.replace(
+                "[admin]",
+                "[processing]\nqueue_size = 9223372036854775807\n[admin]",
+            ),
+            "processing.queue_size: must be at most",
+        ),
+        (
+            GENERATOR.replace("size_ms = 100", "size_ms = 4611686018427387904"),
+            "pipelines[0].window.size_ms: must be at most",
+        ),
+        (
+            GENERATOR.replace(
+                "partitions = 2",
+                "partitions = 2, start_ms = 9223372036854775807",
+            ),
+            "pipelines[0].source.start_ms: must be within",
+        ),
+        (
+            GENERATOR.replace("[admin]", "[runtime]\ncores = [0, 4095]\n[admin]"),
+            "runtime.cores[1]: core 4095 is not one this process may run on",
+        ),
+        (
+            GENERATOR.replace("data_dir = \"data\"", "data_dir = \"a-file\""),
+            "data_dir: a-file is a file, not a folder",
+        ),
+        (
+            GENERATOR.replace("out/r.jsonl", "a-folder"),
+            "pipelines[0].sinks[0].path: a-folder is a folder, not a file",
+        ),
+    ];
+    for (config, want) in cases {
+        std::fs::write(dir.path().join("bad.toml"), &config)?;
+        for command in ["check", "run"] {
+            let out = weir()
+                .args([command, "--config", "bad.toml"])
+                .current_dir(dir.path())
+                .output()?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {want}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("bad.toml: {want}")),
+                "{command}: {stderr} (want {want})"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn check_prints_the_resolved_plan() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -1,10 +1,12 @@
 //! weir-config: the TOML configuration of weir — its types, defaults and validation.
 //!
 //! It reads a document, rejects unknown keys, fills in defaults and checks every value,
-//! so the rest of weir only ever sees a [`Config`] that makes sense. It does no I/O
-//! beyond reading the file and resolving the paths of the files it names (two sinks on
-//! one file are an error, however the paths are spelt), and knows nothing of how the
-//! engine runs.
+//! so the rest of weir only ever sees a [`Config`] that makes sense and can run: every
+//! number is bounded so that nothing the engine builds from it overflows or allocates
+//! without bound. It does no I/O beyond reading the file, resolving the paths of the
+//! files it names (two sinks on one file are an error, however the paths are spelt; a
+//! folder where a file must be is one too), and, in [`check_host`], asking which cores
+//! the process may run on; it knows nothing of how the engine runs.
 //!
 //! Every error names the file, the key path and the problem:
 //!
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, Result};
 pub use model::*;
 pub use paths::normalise;
+pub use validate::MAX_MS;
 
 use error::{Problem, line_column};
 
@@ -108,6 +111,14 @@ pub fn load_with(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Config
         reason: e.to_string(),
     })?;
     from_str(&merged, path)
+}
+
+/// Checks what only the host that runs `config` can tell (read from `file`, which names
+/// it in errors): that every core of `runtime.cores` and `runtime.admin_core` is one
+/// this process may run on. `weir check` and `weir run` call it after loading, so that
+/// a config for another machine still loads (and its own checks run) anywhere.
+pub fn check_host(config: &Config, file: impl AsRef<Path>) -> Result<()> {
+    validate::check_host(config).map_err(|p| p.in_file(file.as_ref().to_path_buf()))
 }
 
 /// Validates a config document; `file` names it in errors.

@@ -95,6 +95,9 @@ pub struct Watermarks {
     /// pipeline's watermark is not read until the others catch up (at least
     /// `delay_ms + 1000`, so the slowest partition is never held).
     pub max_drift_ms: u64,
+    /// Events whose time is more than this ahead of the wall clock when they are read
+    /// are dead-lettered (`future_time`) and move no watermark; 0: no bound.
+    pub max_future_ms: u64,
 }
 
 /// How the append log is flushed to disk.
@@ -226,8 +229,11 @@ pub struct GeneratorSource {
     pub seed: u64,
     /// Event time of the first event, ms since the epoch; `None` = the wall clock at start.
     pub start_ms: Option<i64>,
-    /// Event time advance per event of a partition, in ms.
-    pub step_ms: u64,
+    /// Event time advance per event, in ms, counting the events of every partition
+    /// (event `i` of partition `p` of `P` is number `i·P + p`); `None`: `1000 / rate`
+    /// when `rate > 0` and `start_ms` is `None`, so that event time follows the wall
+    /// clock, else 1.
+    pub step_ms: Option<u64>,
 }
 
 /// Input format of a file source.

@@ -91,6 +91,60 @@ pub(crate) fn check_distinct_files(
     Ok(())
 }
 
+/// Fails on a path the engine could not open as it must: `data_dir` that is not a
+/// folder, a file sink (or its folder) that is a folder or a file in the wrong place.
+pub(crate) fn check_kinds(
+    pipelines: &[Pipeline],
+    data_dir: &Path,
+    cwd: &Path,
+) -> Result<(), Problem> {
+    let real = normalise(data_dir, cwd);
+    if let Some(file) = not_a_folder(&real) {
+        let problem = if file == real {
+            format!("{} is a file, not a folder", data_dir.display())
+        } else {
+            format!("cannot be a folder: {} is a file", file.display())
+        };
+        return Err(Problem::new("data_dir", problem));
+    }
+    for (key, path) in written_files(pipelines, data_dir) {
+        let real = normalise(&path, cwd);
+        let key = key.trim_end_matches(" (its dead-letter file)");
+        if real.is_dir() {
+            return Err(Problem::new(
+                key,
+                format!("{} is a folder, not a file", path.display()),
+            ));
+        }
+        if let Some(parent) = real.parent()
+            && let Some(file) = not_a_folder(parent)
+        {
+            return Err(Problem::new(
+                key,
+                format!(
+                    "cannot create {}: {} is a file, not a folder",
+                    path.display(),
+                    file.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The file that keeps `path`, which must be (or become) a folder, from being one: the
+/// path itself or the first part of it that exists, when that is not a folder.
+fn not_a_folder(path: &Path) -> Option<PathBuf> {
+    let mut at = Some(path);
+    while let Some(p) = at {
+        if let Ok(meta) = std::fs::metadata(p) {
+            return (!meta.is_dir()).then(|| p.to_path_buf());
+        }
+        at = p.parent();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,6 +111,8 @@ pub(crate) struct RawWatermarks {
     pub max_idle_lag_seconds: Option<f64>,
     #[serde(default = "default_max_drift_seconds")]
     pub max_drift_seconds: f64,
+    #[serde(default = "default_max_future_seconds")]
+    pub max_future_seconds: f64,
 }
 
 impl Default for RawWatermarks {
@@ -120,6 +122,7 @@ impl Default for RawWatermarks {
             idle_timeout_seconds: default_idle_timeout_seconds(),
             max_idle_lag_seconds: None,
             max_drift_seconds: default_max_drift_seconds(),
+            max_future_seconds: default_max_future_seconds(),
         }
     }
 }
@@ -132,6 +135,9 @@ fn default_idle_timeout_seconds() -> f64 {
 }
 fn default_max_drift_seconds() -> f64 {
     5.0
+}
+fn default_max_future_seconds() -> f64 {
+    86_400.0
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,4 +334,5 @@ pub(crate) struct RawPipelineWatermark {
     pub idle_timeout_ms: Option<i64>,
     pub max_idle_lag_ms: Option<i64>,
     pub max_drift_ms: Option<i64>,
+    pub max_future_ms: Option<i64>,
 }

@@ -21,6 +21,40 @@ fn non_negative(key: &str, value: i64) -> Checked<u64> {
     u64::try_from(value).map_err(|_| Problem::new(key, format!("must be >= 0 (got {value})")))
 }
 
+/// The largest event time, window length, gap, lateness or delay, in ms (2^53, about
+/// 285,000 years): event times stay within `±MAX_MS` and every sum the engine forms of a
+/// time and a few durations (a window's end plus its lateness, say) fits an `i64`.
+pub const MAX_MS: i64 = 1 << 53;
+
+/// A duration in ms: `0..=MAX_MS`.
+fn duration(key: &str, value: i64) -> Checked<u64> {
+    let ms = non_negative(key, value)?;
+    if value > MAX_MS {
+        return Err(Problem::new(
+            key,
+            format!("must be at most {MAX_MS} ms, 2^53 (got {value})"),
+        ));
+    }
+    Ok(ms)
+}
+
+/// A duration in ms that must be > 0: `1..=MAX_MS`.
+fn positive_duration(key: &str, value: i64) -> Checked<u64> {
+    positive(key, value)?;
+    duration(key, value)
+}
+
+/// At most `max` (a count that sizes memory).
+fn at_most(key: &str, value: u64, max: u64) -> Checked<u64> {
+    if value > max {
+        return Err(Problem::new(
+            key,
+            format!("must be at most {max} (got {value})"),
+        ));
+    }
+    Ok(value)
+}
+
 fn seconds_to_ms(key: &str, seconds: f64) -> Checked<u64> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(Problem::new(
@@ -62,6 +96,10 @@ pub(crate) fn validate(raw: RawConfig) -> Checked<Config> {
         max_drift_ms: seconds_to_ms(
             "watermarks.max_drift_seconds",
             raw.watermarks.max_drift_seconds,
+        )?,
+        max_future_ms: seconds_to_ms(
+            "watermarks.max_future_seconds",
+            raw.watermarks.max_future_seconds,
         )?,
     };
     let storage = storage(&raw.storage)?;
@@ -128,6 +166,7 @@ pub(crate) fn validate(raw: RawConfig) -> Checked<Config> {
     let data_dir = PathBuf::from(raw.data_dir);
     let cwd = std::env::current_dir().unwrap_or_default();
     crate::paths::check_distinct_files(&pipelines, &data_dir, &cwd)?;
+    crate::paths::check_kinds(&pipelines, &data_dir, &cwd)?;
     Ok(Config {
         app_name: raw.app_name,
         instance,
@@ -147,6 +186,42 @@ fn core_id(key: &str, value: i64) -> Checked<usize> {
         .ok()
         .filter(|&c| c < 4096)
         .ok_or_else(|| Problem::new(key, format!("{value} is not a CPU core number")))
+}
+
+/// The cores this process may run on (its affinity mask), if the system says.
+fn host_cores() -> Option<Vec<usize>> {
+    let mut cores: Vec<usize> = core_affinity::get_core_ids()?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    cores.sort_unstable();
+    (!cores.is_empty()).then_some(cores)
+}
+
+/// What only the host that runs the config can tell: every core of the core map and
+/// the admin core is one this process may run on.
+pub(crate) fn check_host(config: &Config) -> Checked<()> {
+    let Some(host) = host_cores() else {
+        return Ok(());
+    };
+    let listed = config.runtime.cores.iter().flatten().enumerate();
+    let keys = listed
+        .map(|(i, &c)| (format!("runtime.cores[{i}]"), c))
+        .chain(
+            config
+                .runtime
+                .admin_core
+                .map(|c| ("runtime.admin_core".to_owned(), c)),
+        );
+    for (key, core) in keys {
+        if !host.contains(&core) {
+            return Err(Problem::new(
+                key,
+                format!("core {core} is not one this process may run on (cores {host:?})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn runtime(raw: &RawRuntime) -> Checked<Runtime> {
@@ -178,6 +253,13 @@ fn runtime(raw: &RawRuntime) -> Checked<Runtime> {
     Ok(Runtime { cores, admin_core })
 }
 
+/// The largest `processing.batch_size`, in events.
+pub(crate) const MAX_BATCH: u64 = 1 << 16;
+/// The largest `processing.queue_size`, in events.
+pub(crate) const MAX_QUEUE: u64 = 1 << 24;
+/// The most batch slots of all cross-shard queues together.
+pub(crate) const MAX_QUEUE_SLOTS: u64 = 1 << 24;
+
 fn processing(raw: &RawProcessing) -> Checked<Processing> {
     let parallelism = positive("processing.parallelism", raw.parallelism)?;
     if parallelism > 1024 {
@@ -199,12 +281,32 @@ fn processing(raw: &RawProcessing) -> Checked<Processing> {
             "must be at least processing.parallelism",
         ));
     }
-    let batch_size = positive("processing.batch_size", raw.batch_size)? as usize;
-    let queue_size = positive("processing.queue_size", raw.queue_size)? as usize;
+    let batch_size = at_most(
+        "processing.batch_size",
+        positive("processing.batch_size", raw.batch_size)?,
+        MAX_BATCH,
+    )? as usize;
+    let queue_size = at_most(
+        "processing.queue_size",
+        positive("processing.queue_size", raw.queue_size)?,
+        MAX_QUEUE,
+    )? as usize;
     if queue_size < batch_size {
         return Err(Problem::new(
             "processing.queue_size",
             format!("must be at least processing.batch_size ({batch_size})"),
+        ));
+    }
+    // Each of the parallelism² queues holds queue_size / batch_size batch slots, made
+    // when the queue is.
+    let slots = parallelism * parallelism * (queue_size / batch_size).max(2) as u64;
+    if slots > MAX_QUEUE_SLOTS {
+        return Err(Problem::new(
+            "processing.queue_size",
+            format!(
+                "parallelism² × queue_size / batch_size is {slots} batch slots, more than \
+                 {MAX_QUEUE_SLOTS}: lower queue_size or raise batch_size"
+            ),
         ));
     }
     Ok(Processing {
@@ -334,18 +436,20 @@ fn pipeline(at: &str, raw: RawPipeline, defaults: &Watermarks) -> Checked<Pipeli
     let mut watermark = defaults.clone();
     if let Some(w) = &raw.watermark {
         if let Some(d) = w.delay_ms {
-            watermark.delay_ms = non_negative(&format!("{at}.watermark.delay_ms"), d)?;
+            watermark.delay_ms = duration(&format!("{at}.watermark.delay_ms"), d)?;
         }
         if let Some(t) = w.idle_timeout_ms {
-            watermark.idle_timeout_ms =
-                non_negative(&format!("{at}.watermark.idle_timeout_ms"), t)?;
+            watermark.idle_timeout_ms = duration(&format!("{at}.watermark.idle_timeout_ms"), t)?;
         }
         if let Some(d) = w.max_drift_ms {
-            watermark.max_drift_ms = non_negative(&format!("{at}.watermark.max_drift_ms"), d)?;
+            watermark.max_drift_ms = duration(&format!("{at}.watermark.max_drift_ms"), d)?;
+        }
+        if let Some(f) = w.max_future_ms {
+            watermark.max_future_ms = duration(&format!("{at}.watermark.max_future_ms"), f)?;
         }
         if let Some(l) = w.max_idle_lag_ms {
             watermark.max_idle_lag_ms =
-                Some(non_negative(&format!("{at}.watermark.max_idle_lag_ms"), l)?);
+                Some(duration(&format!("{at}.watermark.max_idle_lag_ms"), l)?);
         }
     }
     let percentile_precision = match raw.percentile_precision {
@@ -396,7 +500,7 @@ fn event(at: &str, raw: RawEvent) -> Checked<EventFields> {
 }
 
 fn window(at: &str, raw: &RawWindow) -> Checked<Window> {
-    let allowed_lateness_ms = non_negative(
+    let allowed_lateness_ms = duration(
         &format!("{at}.allowed_lateness_ms"),
         raw.allowed_lateness_ms,
     )?;
@@ -407,7 +511,7 @@ fn window(at: &str, raw: &RawWindow) -> Checked<Window> {
                 key,
                 format!("is required for a {} window", raw.kind),
             )),
-            Some(v) => positive(&key, v),
+            Some(v) => positive_duration(&key, v),
         }
     };
     let forbid = |name: &str, v: Option<i64>| -> Checked<()> {
@@ -530,14 +634,22 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
                 keys: positive(&format!("{at}.keys"), raw.keys.unwrap_or(1000))?,
                 rate,
                 total: non_negative(&format!("{at}.total"), raw.total.unwrap_or(0))?,
-                disorder_ms: non_negative(
-                    &format!("{at}.disorder_ms"),
-                    raw.disorder_ms.unwrap_or(0),
-                )?,
+                disorder_ms: duration(&format!("{at}.disorder_ms"), raw.disorder_ms.unwrap_or(0))?,
                 partitions: partitions as u32,
                 seed: raw.seed.unwrap_or(42) as u64,
-                start_ms: raw.start_ms,
-                step_ms: non_negative(&format!("{at}.step_ms"), raw.step_ms.unwrap_or(1))?,
+                start_ms: match raw.start_ms {
+                    Some(t) if !(-MAX_MS..=MAX_MS).contains(&t) => {
+                        return Err(Problem::new(
+                            format!("{at}.start_ms"),
+                            format!("must be within ±{MAX_MS} ms, ±2^53 (got {t})"),
+                        ));
+                    }
+                    t => t,
+                },
+                step_ms: raw
+                    .step_ms
+                    .map(|s| duration(&format!("{at}.step_ms"), s))
+                    .transpose()?,
             }))
         }
         "file" => {

@@ -343,3 +343,159 @@ fn an_exactly_once_kafka_sink_needs_a_transaction_timeout_above_the_checkpoint_i
         .is_ok()
     );
 }
+
+/// Values that `weir check` once accepted and `weir run` then crashed or hung on.
+#[test]
+fn numbers_that_cannot_run_are_refused_naming_their_key() {
+    let max = i64::MAX;
+    let cases = [
+        (
+            format!("[processing]\nqueue_size = {max}\n{BASE}"),
+            "w.toml: processing.queue_size: must be at most 16777216",
+        ),
+        (
+            format!("[processing]\nqueue_size = {max}\nbatch_size = {max}\n{BASE}"),
+            "w.toml: processing.batch_size: must be at most 65536",
+        ),
+        (
+            format!("[processing]\nqueue_size = 16777216\nbatch_size = 1\n{BASE}"),
+            "w.toml: processing.queue_size: parallelism² × queue_size / batch_size",
+        ),
+        (
+            BASE.replace("size_ms = 1000", &format!("size_ms = {}", 1i64 << 62)),
+            "w.toml: pipelines[0].window.size_ms: must be at most 9007199254740992 ms",
+        ),
+        (
+            BASE.replace(
+                "{ type = \"tumbling\", size_ms = 1000 }",
+                &format!(
+                    "{{ type = \"session\", gap_ms = 10, allowed_lateness_ms = {} }}",
+                    max - 5
+                ),
+            ),
+            "w.toml: pipelines[0].window.allowed_lateness_ms: must be at most",
+        ),
+        (
+            BASE.replace(
+                "{ type = \"tumbling\", size_ms = 1000 }",
+                &format!("{{ type = \"session\", gap_ms = {max} }}"),
+            ),
+            "w.toml: pipelines[0].window.gap_ms: must be at most",
+        ),
+        (
+            BASE.replace("total = 10", &format!("total = 10, start_ms = {max}")),
+            "w.toml: pipelines[0].source.start_ms: must be within ±9007199254740992 ms",
+        ),
+        (
+            BASE.replace(
+                "total = 10",
+                &format!("total = 10, start_ms = {}", i64::MIN),
+            ),
+            "w.toml: pipelines[0].source.start_ms: must be within",
+        ),
+        (
+            BASE.replace("total = 10", "total = 10, step_ms = 9007199254740993"),
+            "w.toml: pipelines[0].source.step_ms: must be at most",
+        ),
+        (
+            BASE.replace(
+                "sinks =",
+                "watermark = { delay_ms = 9223372036854775807 }\nsinks =",
+            ),
+            "w.toml: pipelines[0].watermark.delay_ms: must be at most",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = error_of(&text);
+        assert!(e.starts_with(want), "got {e:?}, want {want:?}");
+    }
+    // The bounds themselves are accepted.
+    let edge = BASE
+        .replace(
+            "total = 10",
+            &format!("total = 10, start_ms = {}", -(1i64 << 53)),
+        )
+        .replace(
+            "{ type = \"tumbling\", size_ms = 1000 }",
+            &format!(
+                "{{ type = \"session\", gap_ms = {0}, allowed_lateness_ms = {0} }}",
+                1i64 << 53
+            ),
+        );
+    assert!(weir_config::from_str(&edge, "w.toml").is_ok());
+}
+
+#[test]
+fn a_core_the_process_may_not_run_on_is_refused_by_the_host_check() -> weir_config::Result<()> {
+    let host_error = |text: &str| -> weir_config::Result<String> {
+        let c = weir_config::from_str(text, "w.toml")?;
+        Ok(weir_config::check_host(&c, "w.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default())
+    };
+    let e = host_error(&format!("[runtime]\ncores = [0, 4000]\n{BASE}"))?;
+    assert!(
+        e.starts_with("w.toml: runtime.cores[1]: core 4000 is not one this process may run on"),
+        "{e}"
+    );
+    let e = host_error(&format!("[runtime]\nadmin_core = 4000\n{BASE}"))?;
+    assert!(
+        e.starts_with("w.toml: runtime.admin_core: core 4000"),
+        "{e}"
+    );
+    assert_eq!(host_error(&format!("[runtime]\ncores = [0]\n{BASE}"))?, "");
+    Ok(())
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_and_a_sink_that_is_a_folder_are_refused() -> std::io::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("plain");
+    std::fs::write(&file, "x")?;
+    let e = error_of(&format!(
+        "data_dir = {:?}\n{BASE}",
+        file.display().to_string()
+    ));
+    assert_eq!(
+        e,
+        format!(
+            "w.toml: data_dir: {} is a file, not a folder",
+            file.display()
+        )
+    );
+    let e = error_of(&format!(
+        "data_dir = {:?}\n{BASE}",
+        file.join("below").display().to_string()
+    ));
+    assert!(e.starts_with("w.toml: data_dir:"), "{e}");
+    let folder = tmp.path().to_path_buf();
+    let sink = BASE.replace(
+        "{ type = \"console\" }",
+        &format!(
+            "{{ type = \"file\", path = {:?} }}",
+            folder.display().to_string()
+        ),
+    );
+    let e = error_of(&sink);
+    assert_eq!(
+        e,
+        format!(
+            "w.toml: pipelines[0].sinks[0].path: {} is a folder, not a file",
+            folder.display()
+        )
+    );
+    let under_a_file = BASE.replace(
+        "{ type = \"console\" }",
+        &format!(
+            "{{ type = \"file\", path = {:?} }}",
+            file.join("out.jsonl").display().to_string()
+        ),
+    );
+    let e = error_of(&under_a_file);
+    assert!(
+        e.starts_with("w.toml: pipelines[0].sinks[0].path: cannot create"),
+        "{e}"
+    );
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Decoding input lines into events (SPEC.md §3), with a reason for every bad line.
 //!
-//! The key is a string (a number becomes its decimal text); the time is integer ms since
+//! The key is a string (a number becomes its text as written); the time is integer ms since
 //! the epoch or an RFC 3339 string; the value is a number. Field names may be dotted paths
 //! into nested objects. A line that cannot be decoded yields an [`Invalid`] whose
 //! [`InvalidReason::label`] is the metric label and whose message goes to the dead-letter
@@ -9,7 +9,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use serde::Deserialize as _;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 use weir_config::{EventFields, TimeField};
 
@@ -46,11 +48,15 @@ pub enum InvalidReason {
     BadValue,
     /// The line is longer than allowed.
     TooLong,
+    /// The time lies further ahead of the wall clock than the pipeline allows.
+    FutureTime,
+    /// A CSV line that is not a record (bad quoting, or not UTF-8).
+    NotCsv,
 }
 
 impl InvalidReason {
     /// Every reason, for metric families that list all labels.
-    pub const ALL: [InvalidReason; 9] = [
+    pub const ALL: [InvalidReason; 11] = [
         InvalidReason::NotJson,
         InvalidReason::NotObject,
         InvalidReason::MissingKey,
@@ -60,6 +66,8 @@ impl InvalidReason {
         InvalidReason::MissingValue,
         InvalidReason::BadValue,
         InvalidReason::TooLong,
+        InvalidReason::FutureTime,
+        InvalidReason::NotCsv,
     ];
 
     /// The `reason` label of `stream_events_invalid_total`.
@@ -74,6 +82,8 @@ impl InvalidReason {
             InvalidReason::MissingValue => "missing_value",
             InvalidReason::BadValue => "bad_value",
             InvalidReason::TooLong => "too_long",
+            InvalidReason::FutureTime => "future_time",
+            InvalidReason::NotCsv => "not_csv",
         }
     }
 }
@@ -109,6 +119,8 @@ pub struct EventDecoder {
     key: Vec<String>,
     time: Option<Vec<String>>,
     value: Option<Vec<String>>,
+    max_future_ms: u64,
+    max_abs_value: f64,
 }
 
 fn path(dotted: &str) -> Vec<String> {
@@ -126,7 +138,52 @@ impl EventDecoder {
                 TimeField::Processing => None,
             },
             value: needs_value.then(|| path(&fields.value)),
+            max_future_ms: 0,
+            max_abs_value: f64::MAX,
         }
+    }
+
+    /// Refuses (`bad_value`) values of a magnitude above `max` (a pipeline computing
+    /// percentiles, whose histograms hold magnitudes up to
+    /// [`crate::aggregate::PERCENTILE_MAX_ABS`]).
+    pub fn with_max_abs_value(mut self, max: f64) -> Self {
+        self.max_abs_value = max;
+        self
+    }
+
+    fn in_range(&self, value: f64) -> Result<f64, Invalid> {
+        if value.abs() > self.max_abs_value {
+            return Err(Invalid::new(
+                InvalidReason::BadValue,
+                format!(
+                    "value {value} is beyond ±{:e}, the range percentiles are computed in",
+                    self.max_abs_value
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Refuses (`future_time`) events whose time field is more than `ms` ahead of the
+    /// processing time they are decoded at; 0 refuses none.
+    pub fn with_max_future(mut self, ms: u64) -> Self {
+        self.max_future_ms = ms;
+        self
+    }
+
+    /// `time`, read from the event, unless it lies too far ahead of `now_ms`.
+    fn not_future(&self, time: i64, now_ms: i64) -> Result<i64, Invalid> {
+        let bound = i64::try_from(self.max_future_ms).unwrap_or(i64::MAX);
+        if bound > 0 && time.saturating_sub(now_ms) > bound {
+            return Err(Invalid::new(
+                InvalidReason::FutureTime,
+                format!(
+                    "time {time} is {} ms ahead of the wall clock ({now_ms}); the bound is {bound} ms",
+                    time.saturating_sub(now_ms)
+                ),
+            ));
+        }
+        Ok(time)
     }
 
     /// Decodes one JSON line; `now_ms` is the time of a processing-time pipeline.
@@ -210,11 +267,17 @@ impl EventDecoder {
                 }
             },
         };
+        let time = match &self.time {
+            None => time,
+            Some(_) => self.not_future(time, now_ms)?,
+        };
         let value = match &self.value {
             None => 0.0,
             Some(p) => match value {
                 None => return Err(missing(InvalidReason::MissingValue, p)),
-                Some(Found::Num(n)) => check_value(n.as_f64().unwrap_or(f64::NAN))?,
+                Some(Found::Num(n)) => {
+                    self.in_range(check_value(n.as_f64().unwrap_or(f64::NAN))?)?
+                }
                 Some(other) => {
                     return Err(Invalid::new(
                         InvalidReason::BadValue,
@@ -242,10 +305,11 @@ impl EventDecoder {
             None => now_ms,
             Some(p) => {
                 let text = get(&column(p)).ok_or_else(|| missing(InvalidReason::MissingTime, p))?;
-                match text.trim().parse::<i64>() {
+                let t = match text.trim().parse::<i64>() {
                     Ok(t) => check_time(t)?,
                     Err(_) => parse_time_text(text.trim())?,
-                }
+                };
+                self.not_future(t, now_ms)?
             }
         };
         let value = match &self.value {
@@ -259,7 +323,7 @@ impl EventDecoder {
                         format!("value {text:?} is not a number"),
                     )
                 })?;
-                check_value(v)?
+                self.in_range(check_value(v)?)?
             }
         };
         Ok(Event::new(key, EventTime(time), value, id))
@@ -491,6 +555,28 @@ impl<'de> Visitor<'de> for Pick<'_, '_, 'de> {
                 (false, false) => {
                     map.next_value::<IgnoredAny>()?;
                 }
+                (true, false) if here[0] => {
+                    // The key keeps its text as written: a number key is its digits
+                    // (`12345678901234567890123`, `-0`, `1e400` stay what they are).
+                    let text = map.next_value::<&'de RawValue>()?.get();
+                    let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+                    let parsed = || {
+                        Found::deserialize(&mut serde_json::Deserializer::from_str(text))
+                            .map_err(serde::de::Error::custom)
+                    };
+                    let value = if number {
+                        Found::Str(Cow::Borrowed(text))
+                    } else {
+                        parsed()?
+                    };
+                    for i in (0..3).filter(|&i| here[i]) {
+                        self.found[i] = Some(if i > 0 && number {
+                            parsed()?
+                        } else {
+                            value.clone()
+                        });
+                    }
+                }
                 (true, false) => {
                     let value = map.next_value::<Found<'de>>()?;
                     for i in (0..3).filter(|&i| here[i]) {
@@ -503,7 +589,9 @@ impl<'de> Visitor<'de> for Pick<'_, '_, 'de> {
                 })?,
                 (true, true) => {
                     // One field is this member and another lies inside it: keep it whole.
-                    let value = map.next_value::<Value>()?;
+                    let text = map.next_value::<&'de RawValue>()?.get();
+                    let value: Value =
+                        serde_json::from_str(text).map_err(serde::de::Error::custom)?;
                     for i in (0..3).filter(|&i| here[i] || below[i].is_some()) {
                         let at = if here[i] {
                             Some(&value)
@@ -511,7 +599,13 @@ impl<'de> Visitor<'de> for Pick<'_, '_, 'de> {
                             below[i]
                                 .and_then(|p| p.iter().try_fold(&value, |v, k| v.get(k.as_str())))
                         };
-                        self.found[i] = at.map(Found::of);
+                        self.found[i] = match at {
+                            // A number key keeps its text as written.
+                            Some(Value::Number(_)) if i == 0 => {
+                                Some(Found::Str(Cow::Borrowed(text)))
+                            }
+                            at => at.map(Found::of),
+                        };
                     }
                 }
             }
@@ -698,6 +792,13 @@ mod tests {
                 .decode_json(&line, EventId::default(), 0)
                 .map(|e| (e.key.as_str().to_owned(), e.time.0, e.value));
             match (got, reference(&d, &line)) {
+                // A number key keeps its text as written; the reference, holding the
+                // number as a double, gives the double's text.
+                (Ok(a), Ok(b)) if a.0 != b.0 => {
+                    let number = |k: &str| k.parse::<f64>().ok();
+                    proptest::prop_assert!(number(&a.0).is_some() && number(&a.0) == number(&b.0), "{a:?} {b:?}");
+                    proptest::prop_assert_eq!((a.1, a.2), (b.1, b.2));
+                }
                 (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
                 // Skipped members are checked for JSON grammar, not for a number's range.
                 (_, Err(b)) if b.message.contains("number out of range") => {}
@@ -707,6 +808,101 @@ mod tests {
                 (a, b) => proptest::prop_assert_eq!(a, b),
             }
         }
+    }
+
+    #[test]
+    fn number_keys_keep_their_text_as_written() -> Result<(), Invalid> {
+        let d = EventDecoder::new(
+            &EventFields {
+                key: "k".into(),
+                time: TimeField::Field("ts".into()),
+                value: "v".into(),
+            },
+            true,
+        );
+        for (key, want) in [
+            ("12345678901234567890123", "12345678901234567890123"),
+            ("12345678901234567890124", "12345678901234567890124"),
+            ("-0", "-0"),
+            ("0", "0"),
+            ("1.50", "1.50"),
+            ("1e400", "1e400"),
+            ("\"u1\"", "u1"),
+            ("\"a\\u0041\"", "aA"),
+        ] {
+            let line = format!(r#"{{"k": {key} ,"ts":1,"v":2}}"#);
+            let e = d.decode_json(line.as_bytes(), EventId::default(), 0)?;
+            assert_eq!(e.key.as_str(), want, "{line}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn future_times_and_out_of_range_percentile_values_are_refused() -> Result<(), Invalid> {
+        let day: i64 = 86_400_000;
+        let d = decoder(true).with_max_future(day as u64);
+        let now: i64 = 1_700_000_000_000;
+        let at = |ts: i64| format!(r#"{{"user":{{"id":"a"}},"ts":{ts},"amount":1}}"#);
+        assert_eq!(
+            d.decode_json(at(now + day).as_bytes(), EventId::default(), now)?
+                .time
+                .0,
+            now + day
+        );
+        let far = d.decode_json(at(now + day + 1).as_bytes(), EventId::default(), now);
+        assert_eq!(
+            far.map_err(|e| e.reason).err(),
+            Some(InvalidReason::FutureTime)
+        );
+        let far = d.decode_json(at(1 << 53).as_bytes(), EventId::default(), now);
+        assert_eq!(
+            far.map_err(|e| e.reason).err(),
+            Some(InvalidReason::FutureTime)
+        );
+        // Old times are fine; without a bound, so is the far future.
+        assert!(
+            d.decode_json(at(0).as_bytes(), EventId::default(), now)
+                .is_ok()
+        );
+        assert!(
+            decoder(true)
+                .decode_json(at(1 << 53).as_bytes(), EventId::default(), now)
+                .is_ok()
+        );
+        let csv = d.decode_fields(
+            |c| match c {
+                "user.id" => Some("a"),
+                "ts" => Some("9007199254740992"),
+                _ => Some("1"),
+            },
+            EventId::default(),
+            now,
+        );
+        assert_eq!(
+            csv.map_err(|e| e.reason).err(),
+            Some(InvalidReason::FutureTime)
+        );
+        let p = decoder(true).with_max_abs_value(crate::aggregate::PERCENTILE_MAX_ABS);
+        let v = |amount: &str| format!(r#"{{"user":{{"id":"a"}},"ts":1,"amount":{amount}}}"#);
+        assert_eq!(
+            p.decode_json(v("1e15").as_bytes(), EventId::default(), 0)?
+                .value,
+            1e15
+        );
+        assert_eq!(
+            p.decode_json(v("-1e15").as_bytes(), EventId::default(), 0)?
+                .value,
+            -1e15
+        );
+        for bad in ["1.0000001e15", "-2e15", "1e17"] {
+            let e = p.decode_json(v(bad).as_bytes(), EventId::default(), 0);
+            assert_eq!(
+                e.map_err(|e| e.reason).err(),
+                Some(InvalidReason::BadValue),
+                "{bad}"
+            );
+        }
+        Ok(())
     }
 
     #[test]

@@ -41,21 +41,48 @@ impl ResultEncoder {
         out.extend_from_slice(b",\"window_end\":");
         write_i64(out, r.end);
         let mut q = 0;
+        // Aggregates whose value left the range of f64 (a sum of huge values): they are
+        // left out and named in an `error` field, never written as a wrong number.
+        let mut overflowed: [Option<&str>; 10] = [None; 10];
+        let mut overflows = 0;
         for agg in self.spec.aggregates() {
+            let value = match agg {
+                Aggregate::Count => None,
+                Aggregate::Sum => Some(r.sum),
+                Aggregate::Min => Some(r.min),
+                Aggregate::Max => Some(r.max),
+                Aggregate::Avg => Some(r.avg()),
+                Aggregate::Percentile(_) => {
+                    q += 1;
+                    Some(r.percentiles.get(q - 1).copied().unwrap_or(f64::NAN))
+                }
+            };
+            if let Some(v) = value
+                && !v.is_finite()
+            {
+                if let Some(slot) = overflowed.get_mut(overflows) {
+                    *slot = Some(agg.name());
+                    overflows += 1;
+                }
+                continue;
+            }
             out.extend_from_slice(b",\"");
             out.extend_from_slice(agg.name().as_bytes());
             out.extend_from_slice(b"\":");
-            match agg {
-                Aggregate::Count => write_u64(out, r.count),
-                Aggregate::Sum => write_f64(out, r.sum),
-                Aggregate::Min => write_f64(out, r.min),
-                Aggregate::Max => write_f64(out, r.max),
-                Aggregate::Avg => write_f64(out, r.avg()),
-                Aggregate::Percentile(_) => {
-                    write_f64(out, r.percentiles.get(q).copied().unwrap_or(f64::NAN));
-                    q += 1;
-                }
+            match value {
+                None => write_u64(out, r.count),
+                Some(v) => write_f64(out, v),
             }
+        }
+        if overflows > 0 {
+            out.extend_from_slice(b",\"error\":\"");
+            for (i, name) in overflowed.iter().flatten().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(name.as_bytes());
+            }
+            out.extend_from_slice(b" out of the range of f64\"");
         }
         out.extend_from_slice(b",\"revision\":");
         write_u64(out, u64::from(r.revision));
@@ -204,6 +231,34 @@ mod tests {
              \"count\":3,\"sum\":43.5,\"min\":1.0,\"max\":40.0,\"avg\":14.5,\"p50\":2.5,\
              \"revision\":0,\"late\":false}\n"
         );
+    }
+
+    #[test]
+    fn an_aggregate_out_of_the_range_of_f64_is_named_in_an_error_never_null() {
+        let spec = AggSpec::new(
+            &[
+                Aggregate::Count,
+                Aggregate::Sum,
+                Aggregate::Max,
+                Aggregate::Avg,
+            ],
+            3,
+        );
+        let mut acc = Accumulator::new();
+        for v in [1e308, 1e308] {
+            acc.add(v, &spec);
+        }
+        let r = WindowResult::new(&Key::new("k"), 0, 10, &acc, &spec, 0, false);
+        let mut out = Vec::new();
+        ResultEncoder::new("p", spec).encode(&r, &mut out);
+        let line = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(
+            line,
+            "{\"pipeline\":\"p\",\"key\":\"k\",\"window_start\":0,\"window_end\":10,\
+             \"count\":2,\"max\":1e308,\"error\":\"sum, avg out of the range of f64\",\
+             \"revision\":0,\"late\":false}\n"
+        );
+        assert!(!line.contains("null"));
     }
 
     #[test]

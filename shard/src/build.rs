@@ -47,7 +47,13 @@ pub(crate) fn build_pipelines(
                 fields.time = weir_config::TimeField::Processing;
                 EventDecoder::new(&fields, needs_value)
             }
-            _ => EventDecoder::new(&spec.event, needs_value),
+            _ => EventDecoder::new(&spec.event, needs_value)
+                .with_max_future(spec.watermark.max_future_ms),
+        };
+        let decoder = if agg.keeps_values() {
+            decoder.with_max_abs_value(weir_engine::aggregate::PERCENTILE_MAX_ABS)
+        } else {
+            decoder
         };
         let source: Option<Box<dyn Source>> = match &spec.source {
             SourceSpec::Generator(g) => {

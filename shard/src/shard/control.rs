@@ -11,6 +11,12 @@ impl Shard {
         match c {
             Control::SetRunning { pipeline, running } => {
                 if let Some(p) = self.pipelines.get_mut(pipeline) {
+                    if running
+                        && !p.running
+                        && let Some(source) = p.source.as_mut()
+                    {
+                        source.resumed();
+                    }
                     p.running = running;
                 }
             }

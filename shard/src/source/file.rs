@@ -12,8 +12,10 @@
 //! With `follow = false` a file is finished at its end (a last line without a newline
 //! still counts). With `follow = true` it is never finished: at the end the partition is
 //! polled empty (and may go idle), a partial last line waits for its newline, and lines
-//! appended later are read. CSV files have a header line; each later line is one record
-//! (quoted fields may not contain newlines).
+//! appended later are read. CSV files have a header line; each later record is a line,
+//! or several when a quoted field holds newlines. A UTF-8 byte order mark at the start
+//! of a file is skipped. A record (line) may be up to [`MAX_LINE_BYTES`] long; a longer
+//! one is dead-lettered as `too_long` and skipped to its newline.
 
 use std::path::{Path, PathBuf};
 
@@ -118,14 +120,52 @@ impl FileSource {
     }
 }
 
-fn csv_row(line: &[u8]) -> Option<Vec<String>> {
+/// The fields of one CSV record, or why it is not one.
+pub(crate) fn csv_row(line: &[u8]) -> Result<Vec<String>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(line);
-    let record = reader.records().next()?.ok()?;
-    Some(record.iter().map(|f| f.to_owned()).collect())
+    let record = match reader.byte_records().next() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(format!("not a CSV record: {e}")),
+        None => return Err("not a CSV record".into()),
+    };
+    record
+        .iter()
+        .map(|f| {
+            std::str::from_utf8(f)
+                .map(str::to_owned)
+                .map_err(|e| format!("not UTF-8: invalid byte in a field at {}", e.valid_up_to()))
+        })
+        .collect()
 }
+
+/// Whether `text` leaves a CSV quoted field open (an odd number of quotes: an escaped
+/// quote is two).
+fn open_quote(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'"', text).count() % 2 == 1
+}
+
+/// Where the record at the start of `bytes` ends: the index of its newline, the first
+/// one (for CSV, the first outside quotes: a quoted field may hold newlines); `None`
+/// when that newline has not been read yet.
+pub(crate) fn record_end(bytes: &[u8], csv: bool) -> Option<usize> {
+    let mut nl = memchr::memchr(b'\n', bytes)?;
+    if !csv {
+        return Some(nl);
+    }
+    let mut quoted = open_quote(&bytes[..nl]);
+    while quoted {
+        let next = memchr::memchr(b'\n', &bytes[nl + 1..])?;
+        quoted ^= open_quote(&bytes[nl + 1..nl + 1 + next]);
+        nl += 1 + next;
+    }
+    Some(nl)
+}
+
+/// The UTF-8 byte order mark, skipped at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Handles one whole line (without its newline) at `offset`; returns whether it was a
 /// record (an event or a bad record; not a blank line nor the CSV header).
@@ -138,23 +178,31 @@ fn line(
     out: &mut SourceOutput,
 ) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = if offset == 0 {
+        line.strip_prefix(BOM).unwrap_or(line)
+    } else {
+        line
+    };
     if line.iter().all(u8::is_ascii_whitespace) {
         return false;
     }
     match format {
         FileFormat::Jsonl => out.json_line(id, Offset(offset), line),
         FileFormat::Csv => {
-            let Some(row) = csv_row(line) else {
-                out.bad(
-                    id,
-                    Offset(offset),
-                    line,
-                    Invalid {
-                        reason: InvalidReason::NotJson,
-                        message: "not a CSV record".into(),
-                    },
-                );
-                return true;
+            let row = match csv_row(line) {
+                Ok(row) => row,
+                Err(message) => {
+                    out.bad(
+                        id,
+                        Offset(offset),
+                        line,
+                        Invalid {
+                            reason: InvalidReason::NotCsv,
+                            message,
+                        },
+                    );
+                    return true;
+                }
             };
             match header {
                 None => {
@@ -189,7 +237,8 @@ impl FilePartition {
         let mut given = 0;
         while given < room {
             let rest = &self.pending[self.consumed..];
-            let Some(nl) = memchr::memchr(b'\n', rest) else {
+            let csv = format == FileFormat::Csv && !self.skipping;
+            let Some(nl) = record_end(rest, csv) else {
                 break;
             };
             let offset = self.position();
@@ -283,7 +332,8 @@ impl FilePartition {
                 })?;
             let end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
             let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
-            self.header = csv_row(line);
+            let line = line.strip_prefix(BOM).unwrap_or(line);
+            self.header = csv_row(line).ok();
         }
         let mut given = self.drain_lines(format, room, out);
         if given >= room {

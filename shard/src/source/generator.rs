@@ -3,6 +3,10 @@
 //! Event `i` of partition `p` (of `P`) is a pure function of (seed, p, i): its key is one
 //! of `keys` keys (uniform), its time is `start + (i·P + p)·step − d` where `d` is a
 //! pseudo-random disorder in `[0, disorder_ms]`, and its value an integer in `[0, 1000)`.
+//! `step` is `step_ms`; without it, a paced generator that starts at the wall clock
+//! (`rate > 0`, no `start_ms`) steps `1000 / rate` ms, so that its event time follows
+//! the wall clock as the events are paced out, and any other steps 1 ms (a synthetic
+//! timeline, the same whatever the rate).
 //! Seeking to offset `i` therefore replays exactly the same events, which is what makes
 //! the generator a replayable source for exactly-once.
 //!
@@ -28,7 +32,6 @@ pub struct GeneratorSource {
     start_ms: i64,
     keys: Vec<Key>,
     partitions: Vec<Partition>,
-    started: Instant,
     next: usize,
 }
 
@@ -38,8 +41,9 @@ struct Partition {
     next: u64,
     /// Events this partition produces (`u64::MAX` = endless).
     end: u64,
-    /// Offset at which pacing restarted (after a seek).
+    /// Offset at which pacing restarted (at a seek or a resume), and when.
     paced_from: u64,
+    paced_at: Instant,
     /// Held back by watermark alignment.
     paused: bool,
 }
@@ -95,6 +99,7 @@ impl GeneratorSource {
                     next: 0,
                     end,
                     paced_from: 0,
+                    paced_at: Instant::now(),
                     paused: false,
                 }
             })
@@ -104,7 +109,6 @@ impl GeneratorSource {
             start_ms,
             keys,
             partitions,
-            started: Instant::now(),
             next: 0,
         }
     }
@@ -124,8 +128,14 @@ impl GeneratorSource {
         } else {
             ((r >> 20) % (self.spec.disorder_ms + 1)) as i64
         };
-        let tick = (i.saturating_mul(nr).saturating_add(u64::from(p.0)))
-            .saturating_mul(self.spec.step_ms) as i64;
+        let n = i.saturating_mul(nr).saturating_add(u64::from(p.0));
+        let tick = match self.spec.step_ms {
+            Some(step) => i64::try_from(n.saturating_mul(step)).unwrap_or(i64::MAX),
+            None if self.spec.rate > 0.0 && self.spec.start_ms.is_none() => {
+                (n as f64 * 1000.0 / self.spec.rate) as i64
+            }
+            None => i64::try_from(n).unwrap_or(i64::MAX),
+        };
         let ts = self.start_ms.saturating_add(tick).saturating_sub(disorder);
         let value = ((r >> 40) % 1000) as f64;
         Event::new(key, EventTime(ts), value, out.id(p, Offset(i)))
@@ -137,7 +147,7 @@ impl GeneratorSource {
             return u64::MAX;
         }
         let per_partition = self.spec.rate / f64::from(self.spec.partitions.max(1));
-        let elapsed = self.started.elapsed().as_secs_f64();
+        let elapsed = part.paced_at.elapsed().as_secs_f64();
         part.paced_from + (elapsed * per_partition) as u64 + 1
     }
 }
@@ -201,7 +211,22 @@ impl Source for GeneratorSource {
     }
 
     fn set_paused(&mut self, partition: PartitionId, paused: bool) {
+        // Resumed after alignment held it: on at its rate, not in a burst that would put
+        // it ahead again.
+        for part in self.partitions.iter_mut() {
+            if part.id == partition && part.paused && !paused {
+                part.paced_from = part.next;
+                part.paced_at = Instant::now();
+            }
+        }
         partitions::set_paused(&mut self.partitions, partition, paused);
+    }
+
+    fn resumed(&mut self) {
+        for part in self.partitions.iter_mut() {
+            part.paced_from = part.next;
+            part.paced_at = Instant::now();
+        }
     }
 
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
@@ -212,7 +237,7 @@ impl Source for GeneratorSource {
         let part = partitions::find_mut(&mut self.partitions, partition, "generator")?;
         part.next = next.0;
         part.paced_from = next.0;
-        self.started = Instant::now();
+        part.paced_at = Instant::now();
         Ok(())
     }
 }

@@ -10,7 +10,7 @@
 //! [`Source::commit`] to tell the system of record what a completed checkpoint covers.
 //! See docs/EXTENDING.md for a custom source written against it.
 
-mod file;
+pub(crate) mod file;
 pub use file::list_files as file_files;
 mod generator;
 pub mod partitions;
@@ -116,6 +116,10 @@ pub trait Source {
     /// paused partition is skipped by [`Source::poll`] and reported neither empty nor
     /// finished. The default reads every partition always.
     fn set_paused(&mut self, _partition: PartitionId, _paused: bool) {}
+
+    /// The pipeline runs again after a pause through the admin API: a source paced on
+    /// the wall clock goes on at its rate from here rather than catching up in a burst.
+    fn resumed(&mut self) {}
 
     /// A checkpoint covering these positions is complete (a no-op for replayable files).
     fn commit(&mut self, _positions: &[(PartitionId, Offset)]) {}
