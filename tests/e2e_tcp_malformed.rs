@@ -136,3 +136,42 @@ fn bad_lines_get_error_replies_and_dead_letters_and_never_harm_other_lines() -> 
     assert!(long.len() <= 256, "only the head of a long line is kept");
     Ok(())
 }
+
+/// Once, one event time near 2^53 held every later event behind watermark alignment,
+/// then made them all late, also after a restart. It is refused as `future_time`, with
+/// an error reply, and later events are counted.
+#[test]
+fn a_far_future_event_is_refused_and_poisons_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let engine = Engine::start(dir.path(), &config(port, 2, 500, ""), port)?;
+    let mut c = Client::connect(port)?;
+    c.send(b"{\"producer\":\"future\"}\n")?;
+    c.reply()?.ok_or("no hello reply")?;
+    c.send(event("now", 1).as_bytes())?;
+    c.send(b"{\"key\":\"far\",\"ts\":9007199254740000,\"value\":1}\n")?;
+    for _ in 0..20 {
+        c.send(event("now", 1).as_bytes())?;
+    }
+    let replies = c.until_ack(22)?;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0]["seq"], 2);
+    assert_eq!(replies[0]["reason"], "future_time");
+    let n = wait_for_count(&out_file(dir.path()), 21, Duration::from_secs(30))?;
+    assert_eq!(n, 21, "every event but the far one is counted");
+    engine.terminate()?;
+    let dead = std::fs::read_to_string(dir.path().join("data/dead-letter/t.jsonl"))?;
+    assert!(dead.contains("\"reason\":\"future_time\""), "{dead}");
+    assert!(dead.contains("9007199254740000"), "{dead}");
+    // A restart replays the log: the refusal stands, nothing turns late.
+    let port2 = free_port()?;
+    let again = config(port, 2, 500, "").replace(&format!(":{port}\""), &format!(":{port2}\""));
+    let engine = Engine::start(dir.path(), &again, port2)?;
+    let mut c = Client::connect(port2)?;
+    c.send(event("later", 1).as_bytes())?;
+    c.until_ack(1)?;
+    let n = wait_for_count(&out_file(dir.path()), 22, Duration::from_secs(30))?;
+    assert_eq!(n, 22, "an event after the restart is counted too");
+    engine.terminate()?;
+    Ok(())
+}

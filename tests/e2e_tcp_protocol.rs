@@ -101,6 +101,20 @@ fn a_hello_that_would_leave_a_gap_is_refused_with_the_point_to_resend_from() -> 
     assert!(why.contains("resend from 5"), "{why}");
     assert!(c.reply()?.is_none());
 
+    // A seq that would wrap (once: no ack ever, and the producer's dedup lost) is
+    // refused with the bound; the producer's lines stay as they were.
+    let mut c = Client::connect(port)?;
+    c.send(b"{\"producer\":\"g\",\"seq\":18446744073709551615}\n")?;
+    let reply = c.reply()?.ok_or("closed without a reason")?;
+    let why = reply["error"].as_str().ok_or("no error")?;
+    assert!(why.contains("9007199254740992"), "{why}");
+    assert!(c.reply()?.is_none());
+    let mut c = Client::connect(port)?;
+    c.send(b"{\"producer\":\"g\"}\n")?;
+    let hello = c.reply()?.ok_or("no hello reply")?;
+    assert_eq!(hello["acked"], 4, "{hello}");
+    drop(c);
+
     let mut c = Client::connect(port)?;
     c.send(b"{\"producer\":\"\"}\n")?;
     let reply = c.reply()?.ok_or("closed without a reason")?;

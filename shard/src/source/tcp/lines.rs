@@ -51,7 +51,6 @@ impl LineSplitter {
     }
 
     /// Bytes held for an unfinished line.
-    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.partial.len() + self.skipping.as_ref().map_or(0, |(h, _)| h.len())
     }

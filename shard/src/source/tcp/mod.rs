@@ -41,13 +41,13 @@
 
 mod connection;
 mod error;
-mod lines;
+pub(crate) mod lines;
 mod listener;
 mod notify;
 mod partition;
 pub mod port;
-mod protocol;
-mod record;
+pub(crate) mod protocol;
+pub(crate) mod record;
 mod registry;
 pub mod state;
 mod syncer;

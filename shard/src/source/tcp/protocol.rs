@@ -36,8 +36,13 @@ pub(crate) enum FirstLine {
     Event,
 }
 
+/// The largest `seq` a hello may give (2^53): sequence numbers never wrap, and every
+/// JSON client holds them exactly.
+pub(crate) const MAX_SEQ: u64 = 1 << 53;
+
 /// Reads the first line of a connection. A hello is a JSON object whose members are
-/// `producer` (a string) and optionally `seq` (an integer ≥ 1), and nothing else; any
+/// `producer` (a string) and optionally `seq` (an integer from 1 to [`MAX_SEQ`]), and
+/// nothing else; any
 /// other line is an event of an anonymous connection.
 pub(crate) fn first_line(line: &[u8]) -> FirstLine {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(line)
@@ -62,8 +67,12 @@ pub(crate) fn first_line(line: &[u8]) -> FirstLine {
     let seq = match map.get("seq") {
         None => None,
         Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => Some(n),
-            _ => return FirstLine::BadHello("hello: seq must be an integer >= 1".into()),
+            Some(n) if (1..=MAX_SEQ).contains(&n) => Some(n),
+            _ => {
+                return FirstLine::BadHello(format!(
+                    "hello: seq must be an integer from 1 to {MAX_SEQ} (2^53)"
+                ));
+            }
         },
     };
     FirstLine::Hello(Hello { producer, seq })
@@ -147,6 +156,22 @@ mod tests {
         assert!(matches!(
             first_line(br#"{"producer":""}"#),
             FirstLine::BadHello(_)
+        ));
+        // A seq that would wrap is refused, saying the bound.
+        match first_line(br#"{"producer":"p","seq":18446744073709551615}"#) {
+            FirstLine::BadHello(why) => assert!(why.contains("9007199254740992"), "{why}"),
+            _ => panic!("a hello with seq u64::MAX is refused"),
+        }
+        assert!(matches!(
+            first_line(br#"{"producer":"p","seq":9007199254740993}"#),
+            FirstLine::BadHello(_)
+        ));
+        assert!(matches!(
+            first_line(br#"{"producer":"p","seq":9007199254740992}"#),
+            FirstLine::Hello(Hello {
+                seq: Some(9_007_199_254_740_992),
+                ..
+            })
         ));
     }
 

@@ -90,7 +90,9 @@ pub(crate) struct Batch<'a> {
 impl Batch<'_> {
     /// Sequence number of the last entry.
     pub fn last_seq(&self) -> u64 {
-        self.first_seq + u64::from(self.count.saturating_sub(1))
+        // A corrupt (or hostile) log may hold any first_seq: saturate, never wrap.
+        self.first_seq
+            .saturating_add(u64::from(self.count.saturating_sub(1)))
     }
 
     /// The entries, in order.
