@@ -188,7 +188,8 @@ impl Router {
             Query::parse(query, &["pipeline", "prefix", "limit"]).map_err(|e| bad_request(&e))?;
         let pipeline = q.non_empty("pipeline").map_err(|e| bad_request(&e))?;
         let limit = q.limit().map_err(|e| bad_request(&e))?;
-        let prefix = q.get("prefix");
+        // An empty parameter is a 400, as everywhere: leave `prefix` out to list all keys.
+        let prefix = q.non_empty("prefix").map_err(|e| bad_request(&e))?;
         let Some(pipeline) = pipeline else {
             if prefix.is_some() || limit.is_some() {
                 let needs = if prefix.is_some() { "prefix" } else { "limit" };

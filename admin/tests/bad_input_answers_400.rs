@@ -56,6 +56,11 @@ fn unknown_repeated_or_empty_parameters_are_refused() {
         "must not be empty",
     );
     assert_error(
+        &get(&router, "/state?pipeline=clicks&prefix="),
+        400,
+        "must not be empty",
+    );
+    assert_error(
         &get(&router, "/state?prefix=u"),
         400,
         "needs the query parameter \"pipeline\"",
