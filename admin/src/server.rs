@@ -69,7 +69,7 @@ impl AdminSockets {
                 address: configured.to_owned(),
                 reason: e.to_string(),
             };
-            let socket = TcpListener::bind(addr).map_err(|e| bind_error(&e))?;
+            let socket = listen(addr).map_err(|e| bind_error(&e))?;
             let bound = socket.local_addr().map_err(|e| bind_error(&e))?;
             sockets
                 .bound
@@ -216,6 +216,25 @@ impl Drop for AdminServer {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Connections the kernel queues for a listener before it accepts them. std binds with
+/// 128, so a burst of more clients (a dashboard fleet, a load balancer's checks) had
+/// SYNs dropped and retried a second or more later; the kernel caps this at
+/// `net.core.somaxconn` (4096 on current kernels).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as std's).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 fn parse(listener: Listener, address: &str) -> Result<SocketAddr> {
