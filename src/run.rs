@@ -67,7 +67,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
             .into());
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // A signal is noticed within this; an idle engine's wake-ups stay few.
+        std::thread::sleep(Duration::from_millis(50));
     }
     let ended = runtime.wait();
     // The API stays up while the shards drain, and goes once they have.

@@ -5,7 +5,8 @@
 //! each event by key group — to its own operator directly, or into a batch for the
 //! owning shard — (4) sends batches that are full or older than the linger time, and the
 //! source watermark after them, (5) writes sink buffers. A turn that did nothing backs
-//! off: a few yields, then sleeps growing to 1 ms, so an idle engine uses next to no CPU.
+//! off: a few yields, then sleeps growing to 1 ms, 10 ms once idle for about a second
+//! and 50 ms ten seconds later, so an idle engine uses next to no CPU.
 //!
 //! This is the driver: the decisions are the pure core's (`crate::core`): which inbox
 //! to hold and when to snapshot ([`Alignment`]), the lifecycle ([`Lifecycle`]), what
@@ -82,6 +83,9 @@ struct Shard {
     next_inbox: usize,
     last_sink_flush: Instant,
     last_gauges: Instant,
+    /// Whether a source runs tasks on this executor besides the loop (then a long
+    /// idle wait parks the executor rather than sleeping the thread).
+    tasks_run_beside: bool,
 }
 
 impl Shard {
@@ -417,7 +421,8 @@ impl Shard {
         }
     }
 
-    /// A turn that did nothing: a few yields, then sleeps growing to 1 ms. The
+    /// A turn that did nothing: a few yields, then sleeps growing to 1 ms, and after
+    /// about a second of nothing [`LONG_IDLE_SLEEP`], then [`LONGER_IDLE_SLEEP`]. The
     /// executor's task runtime is read (and reset) around the pause: what other tasks
     /// of this shard ran meanwhile (a TCP source's connections decode and append while
     /// this loop sleeps) is busy time, only the rest is idle.
@@ -434,9 +439,24 @@ impl Shard {
         if idle_turns < 16 {
             glommio::yield_if_needed().await;
             std::hint::spin_loop();
-        } else {
+        } else if idle_turns < LONG_IDLE_TURNS {
             let micros = (u64::from(idle_turns - 16) * 50).min(1000);
             glommio::timer::sleep(Duration::from_micros(micros.max(50))).await;
+        } else {
+            // Idle for about a second: a turn's wake-up costs a few io_uring_enter and a
+            // membarrier call (glommio parking), so 1000 a second were 6% of a core per
+            // shard. 10 ms, and 50 ms after ten seconds more.
+            let sleep = if idle_turns < LONG_IDLE_TURNS + 1_000 {
+                LONG_IDLE_SLEEP
+            } else {
+                LONGER_IDLE_SLEEP
+            };
+            if self.tasks_run_beside {
+                glommio::timer::sleep(sleep).await;
+            } else {
+                // Nothing else runs on this executor: block the thread, no parking.
+                std::thread::sleep(sleep);
+            }
         }
         let waited = pause.elapsed();
         let others = glommio::executor()
@@ -452,6 +472,19 @@ impl Shard {
         }
     }
 }
+
+/// Idle turns after which a shard sleeps [`LONG_IDLE_SLEEP`] (about a second of
+/// 1 ms sleeps).
+const LONG_IDLE_TURNS: u32 = 1_000;
+
+/// How long a long-idle shard sleeps between turns: the most it adds to the first
+/// event's way after a quiet spell (TCP connections are read and acknowledged by their
+/// own tasks meanwhile), and an idle engine uses under 1% of a core per shard.
+const LONG_IDLE_SLEEP: Duration = Duration::from_millis(10);
+
+/// How long a shard idle for about ten seconds more sleeps between turns (a tenth of
+/// Flink's default buffer timeout): an idle engine uses well under 2% of a core.
+const LONGER_IDLE_SLEEP: Duration = Duration::from_millis(50);
 
 /// Runs one shard to completion.
 pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) -> Result<()> {
@@ -479,7 +512,12 @@ pub(crate) async fn run_shard(setup: ShardSetup, pipelines: Vec<ShardPipeline>) 
         next_inbox: 0,
         last_sink_flush: Instant::now(),
         last_gauges: Instant::now(),
+        tasks_run_beside: false,
     };
+    shard.tasks_run_beside = shard
+        .pipelines
+        .iter()
+        .any(|p| p.source.as_ref().is_some_and(|s| s.runs_tasks()));
     let result = shard.run().await;
     if let Err(e) = &result {
         tracing::error!(shard = shard.id, error = %e, "shard stopped");

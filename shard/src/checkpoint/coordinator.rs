@@ -138,6 +138,9 @@ pub struct CoordinatorHandle {
     history: Arc<Mutex<VecDeque<CheckpointInfo>>>,
 }
 
+/// How long the coordinator waits for a request before it looks at the shards again.
+const POLL: Duration = Duration::from_millis(100);
+
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Request::Checkpoint")
@@ -307,9 +310,10 @@ impl Coordinator {
             {
                 self.retry_commit();
             }
-            let wait = next.map_or(Duration::from_millis(20), |t| {
-                t.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(20))
+            // Requests wake it at once; the rest (a failed or quiesced shard, a
+            // commit to retry) is noticed within POLL.
+            let wait = next.map_or(POLL, |t| {
+                t.saturating_duration_since(Instant::now()).min(POLL)
             });
             match self.requests.recv_timeout(wait) {
                 Ok(Request::Checkpoint(reply)) => {

@@ -424,6 +424,10 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
+    fn runs_tasks(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }

@@ -380,6 +380,10 @@ impl FilePartition {
 }
 
 impl Source for FileSource {
+    fn runs_tasks(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         format!("file {}", self.spec.path)
     }

@@ -153,6 +153,10 @@ impl GeneratorSource {
 }
 
 impl Source for GeneratorSource {
+    fn runs_tasks(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         format!(
             "generator seed={} keys={} rate={} total={}",

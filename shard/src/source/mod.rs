@@ -117,6 +117,14 @@ pub trait Source {
     /// finished. The default reads every partition always.
     fn set_paused(&mut self, _partition: PartitionId, _paused: bool) {}
 
+    /// Whether the source runs tasks of its own on the shard's executor (a TCP source's
+    /// connections) that must go on while the shard loop waits. A shard whose sources
+    /// run none sleeps its thread outright when long idle, which costs less than
+    /// parking the executor. The default says yes.
+    fn runs_tasks(&self) -> bool {
+        true
+    }
+
     /// The pipeline runs again after a pause through the admin API: a source paced on
     /// the wall clock goes on at its rate from here rather than catching up in a burst.
     fn resumed(&mut self) {}
