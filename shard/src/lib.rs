@@ -25,6 +25,7 @@ pub mod control;
 pub mod core;
 pub mod error;
 pub mod extensions;
+pub mod fuzzing;
 mod handle;
 pub mod kafka;
 mod launch;
