@@ -39,16 +39,31 @@ impl Backend for OnePipeline {
         Ok(StateSummary::from_shards(Vec::new()))
     }
     fn state_scan(&self, q: &StateQuery, _: Duration) -> Result<Vec<WindowState>, BackendError> {
-        if q.pipeline == "clicks" { Ok(Vec::new()) } else { Err(unknown(&q.pipeline)) }
+        if q.pipeline == "clicks" {
+            Ok(Vec::new())
+        } else {
+            Err(unknown(&q.pipeline))
+        }
     }
     fn state_key(&self, p: &str, _: &str, _: Duration) -> Result<Vec<WindowState>, BackendError> {
-        if p == "clicks" { Ok(Vec::new()) } else { Err(unknown(p)) }
+        if p == "clicks" {
+            Ok(Vec::new())
+        } else {
+            Err(unknown(p))
+        }
     }
-    fn windows(&self, _: Option<&str>, _: usize, _: Duration) -> Result<WindowsReport, BackendError> {
+    fn windows(
+        &self,
+        _: Option<&str>,
+        _: usize,
+        _: Duration,
+    ) -> Result<WindowsReport, BackendError> {
         Ok(WindowsReport::default())
     }
     fn checkpoint(&self, _: Duration) -> Result<CheckpointInfo, BackendError> {
-        Err(BackendError::Unavailable { reason: "no shards".into() })
+        Err(BackendError::Unavailable {
+            reason: "no shards".into(),
+        })
     }
     fn checkpoints(&self) -> Vec<CheckpointInfo> {
         Vec::new()
@@ -58,7 +73,9 @@ impl Backend for OnePipeline {
     }
 }
 
-const METHODS: [&str; 8] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "BREW"];
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "BREW",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&m, rest)) = data.split_first() else {
@@ -76,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
     if m & 0x80 != 0 {
         request = request.with_body(rest.to_vec());
     }
-    let listener = if m & 0x40 != 0 { Listener::Metrics } else { Listener::Http };
+    let listener = if m & 0x40 != 0 {
+        Listener::Metrics
+    } else {
+        Listener::Http
+    };
     let router = Router::new(Arc::new(OnePipeline), listener)
         .with_token((m & 0x20 != 0).then(|| "secret".to_owned()));
     let answer = router.handle(&request);
@@ -90,6 +111,9 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.contains("json"));
     if json {
-        assert!(serde_json::from_slice::<serde_json::Value>(answer.body()).is_ok(), "{target:?}");
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(answer.body()).is_ok(),
+            "{target:?}"
+        );
     }
 });

@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let fields = EventFields {
-        key: if flags & 1 == 0 { "user".into() } else { "user.id".into() },
+        key: if flags & 1 == 0 {
+            "user".into()
+        } else {
+            "user.id".into()
+        },
         time: TimeField::Field("ts".into()),
         value: "amount".into(),
     };
@@ -37,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if !doc.is_object() {
-        assert_eq!(got.map_err(|e| e.reason).err(), Some(InvalidReason::NotObject));
+        assert_eq!(
+            got.map_err(|e| e.reason).err(),
+            Some(InvalidReason::NotObject)
+        );
         return;
     }
     let Ok(event) = got else {
@@ -47,7 +54,12 @@ fuzz_target!(|data: &[u8]| {
         Some(Value::String(s)) => assert_eq!(event.key.as_str(), s),
         Some(Value::Number(n)) => {
             let written: f64 = event.key.as_str().parse().unwrap_or(f64::NAN);
-            assert_eq!(Some(written), n.as_f64(), "key {:?} vs {n}", event.key.as_str());
+            assert_eq!(
+                Some(written),
+                n.as_f64(),
+                "key {:?} vs {n}",
+                event.key.as_str()
+            );
         }
         other => panic!("decoded a key from {other:?}"),
     }

@@ -113,13 +113,19 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok((log, _)) = Log::open(dir.path(), options()) else {
         // A damaged header may make the segment unusable: refused, not guessed at.
-        assert!(first_change < 16, "refused a log damaged only at {first_change}");
+        assert!(
+            first_change < 16,
+            "refused a log damaged only at {first_change}"
+        );
         return;
     };
     let kept = records(&log);
     // Frames before the first changed byte are intact: all of them are kept, as written.
     // (Past it, a fuzzer may forge a frame with a valid checksum: that is a record.)
-    let intact = frames.windows(2).take_while(|f| f[1] <= first_change).count();
+    let intact = frames
+        .windows(2)
+        .take_while(|f| f[1] <= first_change)
+        .count();
     assert!(
         kept.len() >= intact,
         "kept {} records, {intact} were intact",
