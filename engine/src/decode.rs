@@ -811,6 +811,24 @@ mod tests {
     }
 
     #[test]
+    fn values_are_the_nearest_double_to_their_text() -> Result<(), Invalid> {
+        // Found by fuzzing: serde_json's fast float parser gave 1.2030799999999999e288
+        // for 120308e283, one ulp off; values are parsed correctly rounded.
+        for text in [
+            "120308e283",
+            "0.1",
+            "2.2250738585072014e-308",
+            "9007199254740993",
+            "1e23",
+        ] {
+            let line = format!(r#"{{"user":{{"id":"a"}},"ts":1,"amount":{text}}}"#);
+            let e = decoder(true).decode_json(line.as_bytes(), EventId::default(), 0)?;
+            assert_eq!(Some(e.value), text.parse::<f64>().ok(), "{text}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn number_keys_keep_their_text_as_written() -> Result<(), Invalid> {
         let d = EventDecoder::new(
             &EventFields {
