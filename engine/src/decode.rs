@@ -564,10 +564,15 @@ impl<'de> Visitor<'de> for Pick<'_, '_, 'de> {
                         Found::deserialize(&mut serde_json::Deserializer::from_str(text))
                             .map_err(serde::de::Error::custom)
                     };
-                    let value = if number {
-                        Found::Str(Cow::Borrowed(text))
-                    } else {
-                        parsed()?
+                    let plain = text
+                        .strip_prefix('"')
+                        .and_then(|t| t.strip_suffix('"'))
+                        .filter(|t| !t.contains('\\'));
+                    let value = match plain {
+                        // A string without escapes is its own text: no second parse.
+                        Some(t) => Found::Str(Cow::Borrowed(t)),
+                        None if number => Found::Str(Cow::Borrowed(text)),
+                        None => parsed()?,
                     };
                     for i in (0..3).filter(|&i| here[i]) {
                         self.found[i] = Some(if i > 0 && number {
@@ -852,6 +857,16 @@ mod tests {
             let e = d.decode_json(line.as_bytes(), EventId::default(), 0)?;
             assert_eq!(e.key.as_str(), want, "{line}");
         }
+        // A raw control character inside the key string is not JSON, as everywhere.
+        let bad = d.decode_json(
+            b"{\"k\":\"a\x01b\",\"ts\":1,\"v\":2}",
+            EventId::default(),
+            0,
+        );
+        assert_eq!(
+            bad.map_err(|e| e.reason).err(),
+            Some(InvalidReason::NotJson)
+        );
         Ok(())
     }
 
