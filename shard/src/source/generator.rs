@@ -245,3 +245,89 @@ impl Source for GeneratorSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use weir_config::{EventFields, TimeField};
+    use weir_engine::{EventDecoder, SourceId};
+
+    use super::*;
+
+    fn spec(rate: f64, start_ms: Option<i64>) -> Spec {
+        Spec {
+            keys: 10,
+            rate,
+            total: 0,
+            disorder_ms: 0,
+            partitions: 2,
+            seed: 1,
+            start_ms,
+            step_ms: None,
+        }
+    }
+
+    fn out() -> SourceOutput {
+        let fields = EventFields {
+            key: "k".into(),
+            time: TimeField::Field("ts".into()),
+            value: "v".into(),
+        };
+        SourceOutput::new(EventDecoder::new(&fields, false), SourceId(0))
+    }
+
+    #[test]
+    fn a_paced_generator_from_the_wall_clock_follows_it_and_a_synthetic_one_steps_1_ms() {
+        let parts = [PartitionId(0), PartitionId(1)];
+        let start = 1_700_000_000_000;
+        // 1,000 events/s over 2 partitions: event 500 of a partition is the 1,000th of
+        // all, one second in (once it ran 5 s ahead of the wall clock per second).
+        let clock = GeneratorSource::new(&spec(1000.0, None), &parts, start);
+        assert_eq!(
+            clock.event_at(PartitionId(0), 500, &out()).time.0,
+            start + 1000
+        );
+        assert_eq!(
+            clock.event_at(PartitionId(1), 500, &out()).time.0,
+            start + 1001
+        );
+        // With start_ms given, the timeline is the same whatever the rate.
+        for rate in [0.0, 10.0, 1e6] {
+            let synthetic = GeneratorSource::new(&spec(rate, Some(start)), &parts, start);
+            assert_eq!(
+                synthetic.event_at(PartitionId(0), 500, &out()).time.0,
+                start + 1000
+            );
+        }
+        let mut stepped = spec(1000.0, None);
+        stepped.step_ms = Some(3);
+        let stepped = GeneratorSource::new(&stepped, &parts, start);
+        assert_eq!(
+            stepped.event_at(PartitionId(1), 2, &out()).time.0,
+            start + 15
+        );
+    }
+
+    #[test]
+    fn a_paced_generator_keeps_its_rate_after_a_pause() {
+        let parts = [PartitionId(0)];
+        let mut g = GeneratorSource::new(&spec(100.0, None), &parts, 0);
+        // Ten seconds paused (through the API, or by alignment) at offset 50.
+        g.partitions[0].next = 50;
+        g.partitions[0].paced_at = Instant::now() - Duration::from_secs(10);
+        let burst = g.allowed(&g.partitions[0]);
+        assert!(
+            burst >= 50 + 9 * 50,
+            "without a resume it would catch up: {burst}"
+        );
+        g.resumed();
+        let after = g.allowed(&g.partitions[0]);
+        assert!(after <= 52, "on at its rate from where it stopped: {after}");
+        // The same after alignment held the partition.
+        g.partitions[0].paced_at = Instant::now() - Duration::from_secs(10);
+        g.set_paused(PartitionId(0), true);
+        g.set_paused(PartitionId(0), false);
+        assert!(g.allowed(&g.partitions[0]) <= 52);
+    }
+}
