@@ -7,7 +7,7 @@
 #   scripts/schemathesis.sh [PATH_TO_WEIR]      (default target/debug/weir)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-weir=${1:-$root/target/debug/weir}
+weir=$(realpath "${1:-$root/target/debug/weir}")
 version=4.32.5
 if ! schemathesis --version 2>/dev/null | grep -q "$version"; then
   python3 -m pip install -q --disable-pip-version-check "schemathesis==$version"
@@ -21,10 +21,16 @@ sed -e "s/127.0.0.1:8080/127.0.0.1:$http/" -e "s/127.0.0.1:9090/127.0.0.1:$metri
 (cd "$dir" && exec "$weir" run --config weir.toml > "$dir/weir.log" 2>&1) &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$http/health" > /dev/null 2>&1 && break
+up=0
+for _ in $(seq 300); do
+  if curl -fs "http://127.0.0.1:$http/health" > /dev/null 2>&1; then up=1; break; fi
   sleep 0.1
 done
+if [[ $up != 1 ]]; then
+  echo "weir did not come up on 127.0.0.1:$http:" >&2
+  cat "$dir/weir.log" >&2
+  exit 1
+fi
 # Any 5xx not in the document fails status_code_conformance (documented 503s pass).
 # `positive_data_acceptance` is left out: OpenAPI cannot say that `prefix` and `limit`
 # need `pipeline` (documented; a 400), so schemathesis counts that 400 as a refusal.
