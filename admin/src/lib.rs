@@ -71,7 +71,10 @@ pub use request::{MAX_BODY_BYTES, Method, Request};
 pub use response::Response;
 pub use route::{Listener, ROUTES, RouteSpec};
 pub use router::{DEFAULT_SHARD_TIMEOUT, Router};
-pub use server::{AdminServer, AdminServerBuilder, AdminSockets};
+pub use server::{
+    AdminServer, AdminServerBuilder, AdminSockets, ConnectionTimeouts, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+};
 
 /// The OpenAPI 3 description of every route, as served at `GET /openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../docs/openapi.yaml");

@@ -34,8 +34,37 @@ pub struct AdminServerBuilder {
     backend: Arc<dyn Backend>,
     core: Option<usize>,
     shard_timeout: Duration,
+    timeouts: ConnectionTimeouts,
     sockets: Option<AdminSockets>,
 }
+
+/// How long a connection may stay idle, and a write to it stall, before it is closed;
+/// zero is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// A keep-alive connection with no request for this long is closed (it also bounds
+    /// the wait for a request's next bytes).
+    pub idle: Duration,
+    /// An answer whose client takes nothing for this long is abandoned and the
+    /// connection closed, so a client that does not read cannot hold a listener.
+    pub write: Duration,
+}
+
+impl Default for ConnectionTimeouts {
+    fn default() -> Self {
+        Self {
+            idle: DEFAULT_IDLE_TIMEOUT,
+            write: DEFAULT_WRITE_TIMEOUT,
+        }
+    }
+}
+
+/// The default [`ConnectionTimeouts::idle`]: longer than the usual scrape and dashboard
+/// intervals, so that they keep their connections.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default [`ConnectionTimeouts::write`].
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The admin listeners' sockets, bound ahead of the server: `weir run` binds them
 /// before it starts the engine, so that a port in use stops it before any shard runs.
@@ -87,6 +116,7 @@ impl AdminServerBuilder {
             backend,
             core: None,
             shard_timeout: DEFAULT_SHARD_TIMEOUT,
+            timeouts: ConnectionTimeouts::default(),
             sockets: None,
         }
     }
@@ -113,6 +143,13 @@ impl AdminServerBuilder {
         self
     }
 
+    /// How long connections may stay idle, or stall a write, before they are closed.
+    #[must_use]
+    pub fn connection_timeouts(mut self, timeouts: ConnectionTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
     /// Binds the listeners and starts their threads. With `enabled = false` nothing is
     /// bound and the server is empty.
     pub fn start(self) -> Result<AdminServer> {
@@ -128,18 +165,18 @@ impl AdminServerBuilder {
             Some(sockets) => sockets,
             None => AdminSockets::bind(&self.config, self.core)?,
         };
-        for (listener, addr, configured, socket) in sockets.bound {
+        for (listener, _, configured, socket) in sockets.bound {
             let router = Router::new(Arc::clone(&self.backend), listener)
                 .with_token(self.config.token.clone())
                 .with_shard_timeout(self.shard_timeout);
             // On error `server` is dropped here, which stops the listeners already started.
             let running = spawn(
                 listener,
-                addr,
                 &configured,
                 socket,
                 router,
                 self.core,
+                self.timeouts,
                 &stop,
             )?;
             server.listeners.push(running);
@@ -259,11 +296,11 @@ fn check_core(core: usize) -> Result<()> {
 
 fn spawn(
     listener: Listener,
-    bound: SocketAddr,
     configured: &str,
     socket: TcpListener,
     router: Router,
     core: Option<usize>,
+    timeouts: ConnectionTimeouts,
     stop: &Arc<AtomicBool>,
 ) -> Result<Running> {
     let bind_error = |e: &dyn std::fmt::Display| Error::Bind {
@@ -271,7 +308,14 @@ fn spawn(
         address: configured.to_owned(),
         reason: e.to_string(),
     };
-    let http = tiny_http::Server::from_listener(socket, None).map_err(|e| bind_error(&e))?;
+    let bound = socket.local_addr().map_err(|e| bind_error(&e))?;
+    let http = tiny_http::Server::from_listener_with_timeouts(
+        socket,
+        None,
+        Some(timeouts.idle).filter(|d| !d.is_zero()),
+        Some(timeouts.write).filter(|d| !d.is_zero()),
+    )
+    .map_err(|e| bind_error(&e))?;
     let http = Arc::new(http);
     let (pinned_tx, pinned_rx) = mpsc::sync_channel(1);
     let thread = {
