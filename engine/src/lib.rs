@@ -40,7 +40,7 @@ pub use decode::{EventDecoder, Invalid, InvalidReason};
 pub use event::{Event, EventId, Offset, PartitionId, SourceId};
 pub use key::{Key, KeyGroup, KeyGroupMap, KeyGroupRange};
 pub use operator::{
-    LateEvent, OpenWindow, Output, StateStats, Verdict, WindowOperator, WindowResult,
+    FrozenState, LateEvent, OpenWindow, Output, StateStats, Verdict, WindowOperator, WindowResult,
 };
 pub use result::ResultEncoder;
 pub use time::{EventTime, Watermark};

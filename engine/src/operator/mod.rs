@@ -15,9 +15,11 @@
 //!   state is dropped and reported as a [`LateEvent`].
 
 mod session;
+mod sliced;
 mod time_window;
 
 pub use session::SessionOperator;
+pub use sliced::{SLICES, slice_of};
 pub use time_window::TimeWindowOperator;
 
 use weir_config::{Window, WindowKind};
@@ -225,15 +227,50 @@ impl WindowOperator {
         }
     }
 
-    /// Adds the state of a snapshot, keeping only keys that `keep` accepts.
+    /// Freezes the state at the barrier of checkpoint `id`, in time independent of its
+    /// size: one pointer per non-empty slice is cloned, and a slice is copied only when
+    /// the operator changes it while the frozen state still holds it. Changes from now
+    /// on are stamped for the checkpoint after `id`; the frozen state can be written, in
+    /// full or only what changed since an earlier checkpoint, on another thread.
+    pub fn freeze(&mut self, id: u64) -> FrozenState {
+        match self {
+            WindowOperator::Time(op) => FrozenState {
+                watermark: op.watermark().0,
+                kind: FrozenKind::Time(op.freeze(id)),
+            },
+            WindowOperator::Session(op) => FrozenState {
+                watermark: op.watermark().0,
+                kind: FrozenKind::Session(op.freeze(id)),
+            },
+        }
+    }
+
+    /// Adds the state of a full snapshot, keeping only keys that `keep` accepts.
     pub fn restore(
         &mut self,
         state: &crate::snapshot::OperatorState,
         keep: &mut dyn FnMut(&Key) -> bool,
     ) {
+        self.restore_chain(&[(0, state)], &[], keep);
+    }
+
+    /// Adds the state one old shard had at its latest checkpoint, from that checkpoint's
+    /// record and the earlier ones it builds on: `records` are `(checkpoint, state)`,
+    /// oldest first, the last one the checkpoint restored. `full_at[s]` is the
+    /// checkpoint whose record holds slice `s` (see [`slice_of`]) in full; a record
+    /// counts for a slice from that one on, each later one holding what changed (an
+    /// empty `full_at`: every record counts). A later record's entry replaces an earlier
+    /// one's; what the old shard's watermark had deleted stays deleted. Only keys that
+    /// `keep` accepts are kept; the watermark becomes the lowest seen.
+    pub fn restore_chain(
+        &mut self,
+        records: &[(u64, &crate::snapshot::OperatorState)],
+        full_at: &[u64],
+        keep: &mut dyn FnMut(&Key) -> bool,
+    ) {
         match self {
-            WindowOperator::Time(op) => op.restore(state, keep),
-            WindowOperator::Session(op) => op.restore(state, keep),
+            WindowOperator::Time(op) => op.restore_chain(records, full_at, keep),
+            WindowOperator::Session(op) => op.restore_chain(records, full_at, keep),
         }
     }
 
@@ -255,5 +292,54 @@ impl WindowOperator {
             WindowOperator::Time(op) => op.open_windows(select, limit),
             WindowOperator::Session(op) => op.open_windows(select, limit),
         }
+    }
+}
+
+/// Whether the record of checkpoint `id` counts for the slice of `hash`.
+#[inline]
+fn applies(full_at: &[u64], id: u64, hash: u64) -> bool {
+    full_at.get(slice_of(hash)).is_none_or(|&f| id >= f)
+}
+
+/// An operator's state frozen at a checkpoint barrier ([`WindowOperator::freeze`]): it
+/// shares unchanged slices with the live operator and can be sent to another thread.
+#[derive(Debug, Clone)]
+pub struct FrozenState {
+    watermark: i64,
+    kind: FrozenKind,
+}
+
+#[derive(Debug, Clone)]
+enum FrozenKind {
+    Time(time_window::FrozenTime),
+    Session(session::FrozenSessions),
+}
+
+impl FrozenState {
+    /// Entries (key states: a key's pane of a time window, a key's sessions) in the
+    /// frozen state, and how many of them [`Self::write`] with the same arguments writes.
+    pub fn count(&self, since: u64, full: &dyn Fn(usize) -> bool) -> (usize, usize) {
+        match &self.kind {
+            FrozenKind::Time(t) => t.count(since, full),
+            FrozenKind::Session(s) => s.count(since, full),
+        }
+    }
+
+    /// The state to record: every entry of the slices that `full` names, and in the
+    /// others the entries changed after checkpoint `since` (0: none is left out).
+    pub fn write(
+        &self,
+        since: u64,
+        full: &dyn Fn(usize) -> bool,
+    ) -> crate::snapshot::OperatorState {
+        let mut state = crate::snapshot::OperatorState {
+            watermark: self.watermark,
+            ..Default::default()
+        };
+        match &self.kind {
+            FrozenKind::Time(t) => t.write(since, full, &mut state),
+            FrozenKind::Session(s) => s.write(since, full, &mut state),
+        }
+        state
     }
 }

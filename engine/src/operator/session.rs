@@ -24,9 +24,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use hashbrown::HashTable;
 use smallvec::SmallVec;
 
+use super::sliced::{FrozenSlot, Sliced};
 use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
 use crate::aggregate::{Accumulator, AggSpec};
 use crate::event::Event;
@@ -45,14 +45,22 @@ struct Session {
     dirty: bool,
 }
 
-#[derive(Debug)]
-struct KeySessions {
+#[derive(Debug, Clone)]
+pub(crate) struct KeySessions {
     key: Key,
     /// Ordered by start; never overlapping or touching. Most keys have one open
     /// session at a time, held inline: no allocation per key.
     sessions: SmallVec<[Session; 1]>,
     /// When this key is registered in the timer queue (`i64::MAX` if not).
     timer: i64,
+    /// Epoch of the last change to its sessions.
+    stamp: u64,
+}
+
+/// A session operator's state frozen at a checkpoint barrier.
+#[derive(Debug, Clone)]
+pub(crate) struct FrozenSessions {
+    slots: Vec<FrozenSlot<KeySessions>>,
 }
 
 /// The session window operator.
@@ -61,13 +69,15 @@ pub struct SessionOperator {
     gap: i64,
     lateness: i64,
     spec: AggSpec,
-    keys: HashTable<KeySessions>,
+    keys: Sliced<KeySessions>,
     /// (due time, key), earliest first. A key may be in it more than once; only
     /// the entry at its `KeySessions::timer` counts, the others are skipped when due.
     timers: BinaryHeap<Reverse<(i64, Key)>>,
     watermark: i64,
     /// Open sessions over all keys.
     nr_sessions: usize,
+    /// Stamp of changes made now: the first checkpoint that will hold them.
+    epoch: u64,
 }
 
 impl SessionOperator {
@@ -77,10 +87,11 @@ impl SessionOperator {
             gap: i64::try_from(gap_ms.max(1)).unwrap_or(i64::MAX),
             lateness: i64::try_from(lateness_ms).unwrap_or(i64::MAX),
             spec,
-            keys: HashTable::new(),
+            keys: Sliced::default(),
             timers: BinaryHeap::new(),
             watermark: i64::MIN,
             nr_sessions: 0,
+            epoch: 1,
         }
     }
 
@@ -97,10 +108,9 @@ impl SessionOperator {
         let mut start = ts;
         let mut end = ts.saturating_add(self.gap);
         let lateness = self.lateness;
-        let ks = match self
-            .keys
-            .entry(key.hash(), |k| k.key == *key, |k| k.key.hash())
-        {
+        let epoch = self.epoch;
+        let keys = self.keys.table_mut(key.hash(), epoch);
+        let ks = match keys.entry(key.hash(), |k| k.key == *key, |k| k.key.hash()) {
             hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_table::Entry::Vacant(v) => {
                 if wm != i64::MIN && end.saturating_add(lateness) < wm {
@@ -114,6 +124,7 @@ impl SessionOperator {
                     key: key.clone(),
                     sessions: SmallVec::new(),
                     timer: i64::MAX,
+                    stamp: epoch,
                 })
                 .into_mut()
             }
@@ -130,13 +141,13 @@ impl SessionOperator {
                 late_by_ms: wm.saturating_sub(ts),
             });
             if ks.sessions.is_empty() {
-                self.keys
-                    .find_entry(key.hash(), |k| k.key == *key)
+                keys.find_entry(key.hash(), |k| k.key == *key)
                     .map(|e| e.remove())
                     .ok();
             }
             return Verdict::Dropped;
         }
+        ks.stamp = epoch;
         let mut acc = Accumulator::new();
         acc.add(event.value, &self.spec);
         let mut emitted: Option<u32> = None;
@@ -201,14 +212,22 @@ impl SessionOperator {
     }
 
     fn check_key(&mut self, key: &Key, at: i64, wm: i64, out: &mut Output) {
-        let Ok(mut entry) = self.keys.find_entry(key.hash(), |k| k.key == *key) else {
+        if self
+            .keys
+            .table(key.hash())
+            .find(key.hash(), |k| k.key == *key && k.timer == at)
+            .is_none()
+        {
+            // Gone, or a stale registration: the key is registered at another time too.
+            return;
+        }
+        let epoch = self.epoch;
+        let keys = self.keys.table_mut(key.hash(), epoch);
+        let Ok(mut entry) = keys.find_entry(key.hash(), |k| k.key == *key) else {
             return;
         };
         let ks = entry.get_mut();
-        if ks.timer != at {
-            // A stale registration: the key is registered at another time too.
-            return;
-        }
+        ks.stamp = epoch;
         let lateness = self.lateness;
         let mut next = i64::MAX;
         let before = ks.sessions.len();
@@ -244,63 +263,104 @@ impl SessionOperator {
             ..OperatorState::default()
         };
         for ks in self.keys.iter() {
-            for s in &ks.sessions {
-                state.sessions.push(SessionEntry {
-                    key: ks.key.as_str().to_owned(),
-                    start: s.start,
-                    end: s.end,
-                    acc: AccState::of(&s.acc),
-                    emitted: s.emitted,
-                    dirty: s.dirty,
-                });
-            }
+            push_sessions(ks, &mut state);
         }
         state
     }
 
-    /// Adds the sessions of `state` whose key `keep` accepts (restoring a checkpoint).
-    /// The watermark becomes the lowest seen.
-    pub fn restore(&mut self, state: &OperatorState, keep: &mut dyn FnMut(&Key) -> bool) {
-        if self.watermark == i64::MIN || state.watermark < self.watermark {
-            self.watermark = state.watermark;
+    /// Freezes the state for checkpoint `id` (copy-on-write, see [`Sliced`]): changes
+    /// from now on are stamped for the checkpoint after it.
+    pub(crate) fn freeze(&mut self, id: u64) -> FrozenSessions {
+        self.epoch = self.epoch.max(id.saturating_add(1));
+        FrozenSessions {
+            slots: self.keys.freeze(),
         }
-        for e in &state.sessions {
-            let key = Key::new(&e.key);
-            if !keep(&key) {
-                continue;
+    }
+
+    /// Restores an old shard's state from its chain of checkpoint records, oldest first
+    /// (see [`super::WindowOperator::restore_chain`]), keeping the keys `keep` accepts.
+    /// A record holds every session of each key it names, so a key's sessions in a
+    /// record replace those of earlier records.
+    pub fn restore_chain(
+        &mut self,
+        records: &[(u64, &OperatorState)],
+        full_at: &[u64],
+        keep: &mut dyn FnMut(&Key) -> bool,
+    ) {
+        let Some(&(head, last)) = records.last() else {
+            return;
+        };
+        let wm = last.watermark;
+        if self.watermark == i64::MIN || wm < self.watermark {
+            self.watermark = wm;
+        }
+        self.epoch = self.epoch.max(head.saturating_add(1));
+        let lateness = self.lateness;
+        for &(id, state) in records {
+            // A key's sessions are consecutive in a record.
+            let mut current: Option<(Key, bool)> = None;
+            for e in &state.sessions {
+                let fresh = current.as_ref().is_none_or(|(k, _)| k.as_str() != e.key);
+                if fresh {
+                    let key = Key::new(&e.key);
+                    let wanted = super::applies(full_at, id, key.hash()) && keep(&key);
+                    if wanted {
+                        self.remove_key(&key);
+                    }
+                    current = Some((key, wanted));
+                }
+                let Some((key, true)) = &current else {
+                    continue;
+                };
+                // What the old shard had deleted by its watermark stays deleted.
+                if wm != i64::MIN && e.end.saturating_add(lateness) < wm {
+                    continue;
+                }
+                let session = Session {
+                    start: e.start,
+                    end: e.end,
+                    acc: e.acc.restore(&self.spec),
+                    emitted: e.emitted,
+                    dirty: e.dirty,
+                };
+                let key = key.clone();
+                self.insert_restored(key, session);
             }
-            let session = Session {
-                start: e.start,
-                end: e.end,
-                acc: e.acc.restore(&self.spec),
-                emitted: e.emitted,
-                dirty: e.dirty,
-            };
-            let due = if session.dirty {
-                session.end.saturating_add(1)
-            } else {
-                session.end.saturating_add(self.lateness).saturating_add(1)
-            };
-            let ks = match self
-                .keys
-                .entry(key.hash(), |k| k.key == key, |k| k.key.hash())
-            {
-                hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
-                hashbrown::hash_table::Entry::Vacant(v) => v
-                    .insert(KeySessions {
-                        key: key.clone(),
-                        sessions: SmallVec::new(),
-                        timer: i64::MAX,
-                    })
-                    .into_mut(),
-            };
-            let at = ks.sessions.partition_point(|s| s.start < session.start);
-            ks.sessions.insert(at, session);
-            self.nr_sessions += 1;
-            if due < ks.timer {
-                ks.timer = due;
-                self.timers.push(Reverse((due, key)));
-            }
+        }
+    }
+
+    fn remove_key(&mut self, key: &Key) {
+        let keys = self.keys.table_mut(key.hash(), 0);
+        if let Ok(entry) = keys.find_entry(key.hash(), |k| k.key == *key) {
+            let (ks, _) = entry.remove();
+            self.nr_sessions -= ks.sessions.len();
+        }
+    }
+
+    fn insert_restored(&mut self, key: Key, session: Session) {
+        let due = if session.dirty {
+            session.end.saturating_add(1)
+        } else {
+            session.end.saturating_add(self.lateness).saturating_add(1)
+        };
+        let keys = self.keys.table_mut(key.hash(), 0);
+        let ks = match keys.entry(key.hash(), |k| k.key == key, |k| k.key.hash()) {
+            hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
+            hashbrown::hash_table::Entry::Vacant(v) => v
+                .insert(KeySessions {
+                    key: key.clone(),
+                    sessions: SmallVec::new(),
+                    timer: i64::MAX,
+                    stamp: 0,
+                })
+                .into_mut(),
+        };
+        let at = ks.sessions.partition_point(|s| s.start < session.start);
+        ks.sessions.insert(at, session);
+        self.nr_sessions += 1;
+        if due < ks.timer {
+            ks.timer = due;
+            self.timers.push(Reverse((due, key)));
         }
     }
 
@@ -356,5 +416,53 @@ impl SessionOperator {
             }
         }
         found
+    }
+}
+
+fn push_sessions(ks: &KeySessions, state: &mut OperatorState) {
+    for s in &ks.sessions {
+        state.sessions.push(SessionEntry {
+            key: ks.key.as_str().to_owned(),
+            start: s.start,
+            end: s.end,
+            acc: AccState::of(&s.acc),
+            emitted: s.emitted,
+            dirty: s.dirty,
+        });
+    }
+}
+
+impl FrozenSessions {
+    /// Entries (keys) in the frozen state, and those [`Self::write`] would write.
+    pub(crate) fn count(&self, since: u64, full: &dyn Fn(usize) -> bool) -> (usize, usize) {
+        let (mut total, mut selected) = (0, 0);
+        for slot in &self.slots {
+            total += slot.table.len();
+            if full(slot.slice) {
+                selected += slot.table.len();
+            } else if slot.stamp > since {
+                selected += slot.table.iter().filter(|k| k.stamp > since).count();
+            }
+        }
+        (total, selected)
+    }
+
+    /// Writes into `state` the sessions of keys changed after epoch `since` and of every
+    /// key of the slices `full` names.
+    pub(crate) fn write(
+        &self,
+        since: u64,
+        full: &dyn Fn(usize) -> bool,
+        state: &mut OperatorState,
+    ) {
+        for slot in &self.slots {
+            let all = full(slot.slice);
+            if !all && slot.stamp <= since {
+                continue;
+            }
+            for ks in slot.table.iter().filter(|k| all || k.stamp > since) {
+                push_sessions(ks, state);
+            }
+        }
     }
 }

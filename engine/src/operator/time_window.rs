@@ -7,11 +7,16 @@
 //! window is the case `slide == size`: one pane per window, emitted without combining.
 //!
 //! Panes live in a vector sorted by start. Events arrive near the newest pane, so the
-//! lookup checks the last two panes before falling back to a binary search. Hash tables of
-//! expired panes are kept for reuse, so a steady stream allocates no new table per window.
+//! lookup checks the last two panes before falling back to a binary search. A new pane's
+//! tables are sized like the newest pane's, so a steady stream does not grow them by
+//! rehashing.
+//!
+//! A pane's entries are [`Sliced`]: a checkpoint freezes them by pointer (copy-on-write),
+//! and each entry records the epoch of its last change, for incremental snapshots.
 
 use hashbrown::HashTable;
 
+use super::sliced::{FrozenSlot, Sliced};
 use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
 use crate::aggregate::{Accumulator, AggSpec};
 use crate::event::Event;
@@ -19,16 +24,25 @@ use crate::key::Key;
 use crate::snapshot::{AccState, OperatorState, PaneEntry, RevisionEntry};
 use crate::time::Watermark;
 
-#[derive(Debug)]
-struct Entry {
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
     key: Key,
     acc: Accumulator,
+    /// Epoch of the last change.
+    stamp: u64,
 }
 
 #[derive(Debug)]
 struct Pane {
     start: i64,
-    table: HashTable<Entry>,
+    table: Sliced<Entry>,
+}
+
+/// A time-window operator's state frozen at a checkpoint barrier.
+#[derive(Debug, Clone)]
+pub(crate) struct FrozenTime {
+    panes: Vec<(i64, Vec<FrozenSlot<Entry>>)>,
+    revisions: Vec<RevisionEntry>,
 }
 
 #[derive(Debug)]
@@ -50,7 +64,8 @@ pub struct TimeWindowOperator {
     /// re-emitted because of a late event (the common path never touches it).
     revisions: std::collections::BTreeMap<i64, HashTable<Revision>>,
     scratch: HashTable<Entry>,
-    spare: Vec<HashTable<Entry>>,
+    /// Stamp of changes made now: the first checkpoint that will hold them.
+    epoch: u64,
 }
 
 fn to_i64(ms: u64) -> i64 {
@@ -76,7 +91,7 @@ impl TimeWindowOperator {
             watermark: i64::MIN,
             revisions: std::collections::BTreeMap::new(),
             scratch: HashTable::new(),
-            spare: Vec::new(),
+            epoch: 1,
         }
     }
 
@@ -103,10 +118,9 @@ impl TimeWindowOperator {
         match self.panes.binary_search_by_key(&start, |p| p.start) {
             Ok(i) => i,
             Err(i) => {
-                let capacity = self.panes.last().map_or(0, |p| p.table.len());
-                let table = match self.spare.pop() {
-                    Some(t) => t,
-                    None => HashTable::with_capacity(capacity),
+                let table = match self.panes.last() {
+                    Some(last) => Sliced::with_capacities(|s| last.table.slice_len(s)),
+                    None => Sliced::default(),
                 };
                 self.panes.insert(i, Pane { start, table });
                 i
@@ -147,15 +161,21 @@ impl TimeWindowOperator {
     fn update(&mut self, pane: i64, key: &Key, value: f64) {
         let i = self.pane_index(pane);
         let spec = &self.spec;
-        let table = &mut self.panes[i].table;
+        let epoch = self.epoch;
+        let table = self.panes[i].table.table_mut(key.hash(), epoch);
         match table.entry(key.hash(), |e| e.key == *key, |e| e.key.hash()) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().acc.add(value, spec),
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                let e = o.get_mut();
+                e.acc.add(value, spec);
+                e.stamp = epoch;
+            }
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let mut acc = Accumulator::new();
                 acc.add(value, spec);
                 v.insert(Entry {
                     key: key.clone(),
                     acc,
+                    stamp: epoch,
                 });
             }
         }
@@ -179,9 +199,12 @@ impl TimeWindowOperator {
                     Some(r) => r.revision + 1,
                     None => {
                         let range = self.pane_range(end - self.size, end);
-                        let emitted = self.panes[range]
-                            .iter()
-                            .any(|p| p.table.find(key.hash(), |e| e.key == *key).is_some());
+                        let emitted = self.panes[range].iter().any(|p| {
+                            p.table
+                                .table(key.hash())
+                                .find(key.hash(), |e| e.key == *key)
+                                .is_some()
+                        });
                         u32::from(emitted)
                     }
                 };
@@ -194,7 +217,11 @@ impl TimeWindowOperator {
             let mut acc = Accumulator::new();
             let range = self.pane_range(end - self.size, end);
             for p in &self.panes[range] {
-                if let Some(e) = p.table.find(key.hash(), |e| e.key == *key) {
+                if let Some(e) = p
+                    .table
+                    .table(key.hash())
+                    .find(key.hash(), |e| e.key == *key)
+                {
                     acc.merge(&e.acc, &self.spec);
                 }
             }
@@ -292,6 +319,7 @@ impl TimeWindowOperator {
                         v.insert(Entry {
                             key: key.clone(),
                             acc: e.acc.clone(),
+                            stamp: 0,
                         });
                     }
                 }
@@ -310,12 +338,7 @@ impl TimeWindowOperator {
         let expired = self
             .panes
             .partition_point(|p| p.start.saturating_add(size).saturating_add(lateness) <= wm);
-        for mut pane in self.panes.drain(..expired) {
-            if self.spare.len() < 4 {
-                pane.table.clear();
-                self.spare.push(pane.table);
-            }
-        }
+        self.panes.drain(..expired);
         while let Some(entry) = self.revisions.first_entry() {
             if entry.key().saturating_add(lateness) <= wm {
                 entry.remove();
@@ -333,63 +356,101 @@ impl TimeWindowOperator {
         };
         for pane in &self.panes {
             for e in pane.table.iter() {
-                state.panes.push(PaneEntry {
-                    pane: pane.start,
-                    key: e.key.as_str().to_owned(),
-                    acc: AccState::of(&e.acc),
-                });
+                state.panes.push(pane_entry(pane.start, e));
             }
         }
+        state.revisions = self.revision_entries();
+        state
+    }
+
+    fn revision_entries(&self) -> Vec<RevisionEntry> {
+        let mut out = Vec::new();
         for (&end, table) in &self.revisions {
             for r in table.iter() {
-                state.revisions.push(RevisionEntry {
+                out.push(RevisionEntry {
                     end,
                     key: r.key.as_str().to_owned(),
                     revision: r.revision,
                 });
             }
         }
-        state
+        out
     }
 
-    /// Adds the entries of `state` whose key `keep` accepts (restoring a checkpoint,
-    /// possibly from several shards' snapshots). The watermark becomes the lowest seen.
-    pub fn restore(&mut self, state: &OperatorState, keep: &mut dyn FnMut(&Key) -> bool) {
-        if self.watermark == i64::MIN || state.watermark < self.watermark {
-            self.watermark = state.watermark;
+    /// Freezes the state for checkpoint `id` (copy-on-write, see [`Sliced`]): changes
+    /// from now on are stamped for the checkpoint after it.
+    pub(crate) fn freeze(&mut self, id: u64) -> FrozenTime {
+        self.epoch = self.epoch.max(id.saturating_add(1));
+        FrozenTime {
+            panes: self
+                .panes
+                .iter_mut()
+                .map(|p| (p.start, p.table.freeze()))
+                .collect(),
+            revisions: self.revision_entries(),
         }
-        for e in &state.panes {
-            let key = Key::new(&e.key);
-            if !keep(&key) {
+    }
+
+    /// Restores an old shard's state from its chain of checkpoint records, oldest first
+    /// (see [`super::WindowOperator::restore_chain`]), keeping the keys `keep` accepts.
+    pub fn restore_chain(
+        &mut self,
+        records: &[(u64, &OperatorState)],
+        full_at: &[u64],
+        keep: &mut dyn FnMut(&Key) -> bool,
+    ) {
+        let Some(&(head, last)) = records.last() else {
+            return;
+        };
+        let wm = last.watermark;
+        if self.watermark == i64::MIN || wm < self.watermark {
+            self.watermark = wm;
+        }
+        self.epoch = self.epoch.max(head.saturating_add(1));
+        let (size, lateness) = (self.size, self.lateness);
+        // What the old shard had deleted by its watermark stays deleted.
+        let gone = |end: i64| wm != i64::MIN && end.saturating_add(lateness) <= wm;
+        for &(id, state) in records {
+            for e in &state.panes {
+                if gone(e.pane.saturating_add(size)) {
+                    continue;
+                }
+                let key = Key::new(&e.key);
+                if !super::applies(full_at, id, key.hash()) || !keep(&key) {
+                    continue;
+                }
+                let i = self.pane_index(e.pane);
+                let acc = e.acc.restore(&self.spec);
+                let table = self.panes[i].table.table_mut(key.hash(), 0);
+                match table.entry(key.hash(), |x| x.key == key, |x| x.key.hash()) {
+                    hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().acc = acc,
+                    hashbrown::hash_table::Entry::Vacant(v) => {
+                        v.insert(Entry { key, acc, stamp: 0 });
+                    }
+                }
+            }
+        }
+        for r in &last.revisions {
+            if gone(r.end) {
                 continue;
             }
-            let i = self.pane_index(e.pane);
-            let acc = e.acc.restore(&self.spec);
-            let table = &mut self.panes[i].table;
-            match table.entry(key.hash(), |x| x.key == key, |x| x.key.hash()) {
-                hashbrown::hash_table::Entry::Occupied(mut o) => {
-                    o.get_mut().acc.merge(&acc, &self.spec)
-                }
-                hashbrown::hash_table::Entry::Vacant(v) => {
-                    v.insert(Entry { key, acc });
-                }
-            }
-        }
-        for r in &state.revisions {
             let key = Key::new(&r.key);
             if !keep(&key) {
                 continue;
             }
             let table = self.revisions.entry(r.end).or_default();
-            if table.find(key.hash(), |x| x.key == key).is_none() {
-                table.insert_unique(
-                    key.hash(),
-                    Revision {
-                        key,
-                        revision: r.revision,
-                    },
-                    |x| x.key.hash(),
-                );
+            match table.find_mut(key.hash(), |x| x.key == key) {
+                Some(x) => x.revision = r.revision,
+                None => {
+                    table.insert_unique(
+                        key.hash(),
+                        Revision {
+                            key,
+                            revision: r.revision,
+                        },
+                        |x| x.key.hash(),
+                    );
+                }
             }
         }
     }
@@ -445,5 +506,56 @@ impl TimeWindowOperator {
             }
         }
         found
+    }
+}
+
+fn pane_entry(pane: i64, e: &Entry) -> PaneEntry {
+    PaneEntry {
+        pane,
+        key: e.key.as_str().to_owned(),
+        acc: AccState::of(&e.acc),
+    }
+}
+
+impl FrozenTime {
+    /// Entries in the frozen state, and those [`Self::write`] would write.
+    pub(crate) fn count(&self, since: u64, full: &dyn Fn(usize) -> bool) -> (usize, usize) {
+        let (mut total, mut selected) = (0, 0);
+        for (_, slots) in &self.panes {
+            for slot in slots {
+                total += slot.table.len();
+                if full(slot.slice) {
+                    selected += slot.table.len();
+                } else if slot.stamp > since {
+                    selected += slot.table.iter().filter(|e| e.stamp > since).count();
+                }
+            }
+        }
+        (
+            total + self.revisions.len(),
+            selected + self.revisions.len(),
+        )
+    }
+
+    /// Writes into `state` the entries changed after epoch `since` and every entry of
+    /// the slices `full` names, and all revision records (there are few).
+    pub(crate) fn write(
+        &self,
+        since: u64,
+        full: &dyn Fn(usize) -> bool,
+        state: &mut OperatorState,
+    ) {
+        for (start, slots) in &self.panes {
+            for slot in slots {
+                let all = full(slot.slice);
+                if !all && slot.stamp <= since {
+                    continue;
+                }
+                for e in slot.table.iter().filter(|e| all || e.stamp > since) {
+                    state.panes.push(pane_entry(*start, e));
+                }
+            }
+        }
+        state.revisions.extend(self.revisions.iter().cloned());
     }
 }
