@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod chain;
 pub mod decode;
 pub mod event;
 pub mod key;
