@@ -112,9 +112,12 @@ fn union(states: Vec<OperatorState>) -> OperatorState {
 
 /// What the checkpoint store holds of one shard: records by checkpoint, and for each
 /// its full_at and chain.
+/// One stored record: its bytes, full_at and chain.
+type Record = (Vec<u8>, Vec<u64>, Vec<u64>);
+
 #[derive(Default)]
 struct Store {
-    records: BTreeMap<u64, (Vec<u8>, Vec<u64>, Vec<u64>)>,
+    records: BTreeMap<u64, Record>,
     committed: Vec<u64>,
 }
 
