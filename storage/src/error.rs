@@ -188,6 +188,15 @@ pub enum Error {
         latest: CheckpointId,
     },
 
+    /// A checkpoint can build only on earlier ones.
+    #[error("checkpoint {id} cannot build on checkpoint {referenced}, which is not earlier")]
+    RefNotEarlier {
+        /// The checkpoint being written.
+        id: CheckpointId,
+        /// The checkpoint it named.
+        referenced: CheckpointId,
+    },
+
     /// A manifest that is not valid JSON of the expected shape.
     #[error("{path}: bad manifest: {source}")]
     Manifest {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::id::CheckpointId;
 use super::manifest::Manifest;
+use super::writer::valid_blob_name;
 
 /// A checkpoint whose every blob was read and matched its manifest's length
 /// and checksum.
@@ -13,6 +14,8 @@ use super::manifest::Manifest;
 pub struct LoadedCheckpoint {
     manifest: Manifest,
     blobs: BTreeMap<String, Vec<u8>>,
+    /// Blobs of earlier checkpoints it builds on, by checkpoint and name.
+    referenced: BTreeMap<(CheckpointId, String), Vec<u8>>,
 }
 
 impl LoadedCheckpoint {
@@ -32,6 +35,15 @@ impl LoadedCheckpoint {
     #[must_use]
     pub fn blob(&self, name: &str) -> Option<&[u8]> {
         self.blobs.get(name).map(Vec::as_slice)
+    }
+
+    /// The bytes of the blob `name` of the earlier checkpoint `checkpoint`, if this
+    /// checkpoint builds on it (its manifest's `refs`).
+    #[must_use]
+    pub fn referenced_blob(&self, checkpoint: CheckpointId, name: &str) -> Option<&[u8]> {
+        self.referenced
+            .get(&(checkpoint, name.to_owned()))
+            .map(Vec::as_slice)
     }
 
     /// Every blob, by name.
@@ -71,35 +83,53 @@ impl fmt::Display for BlobDefect {
     }
 }
 
-/// Reads and verifies every blob `manifest` lists in the folder `dir`.
+/// Reads and verifies every blob `manifest` lists in the folder `dir`, and every blob
+/// of earlier checkpoints (sibling folders) it refers to.
 pub(crate) fn load(
     dir: &Path,
     manifest: Manifest,
 ) -> Result<LoadedCheckpoint, (String, BlobDefect)> {
     let mut blobs = BTreeMap::new();
     for info in &manifest.blobs {
-        let defect = |d| (info.name.clone(), d);
-        let bytes = match std::fs::read(dir.join(&info.name)) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(defect(BlobDefect::Missing));
-            }
-            Err(e) => return Err(defect(BlobDefect::Unreadable(e))),
-        };
-        if bytes.len() as u64 != info.len {
-            return Err(defect(BlobDefect::Length {
-                expected: info.len,
-                found: bytes.len() as u64,
-            }));
-        }
-        let crc = crc32c::crc32c(&bytes);
-        if crc != info.crc32c {
-            return Err(defect(BlobDefect::Checksum {
-                expected: info.crc32c,
-                found: crc,
-            }));
-        }
+        let bytes = read_verified(&dir.join(&info.name), info.len, info.crc32c)
+            .map_err(|d| (info.name.clone(), d))?;
         blobs.insert(info.name.clone(), bytes);
     }
-    Ok(LoadedCheckpoint { manifest, blobs })
+    let mut referenced = BTreeMap::new();
+    let store = dir.parent().unwrap_or(dir);
+    for r in &manifest.refs {
+        let name = format!("{}/{}", r.checkpoint.folder_name(), r.name);
+        if r.checkpoint >= manifest.id || !valid_blob_name(&r.name) {
+            return Err((name, BlobDefect::Missing));
+        }
+        let bytes = read_verified(&store.join(&name), r.len, r.crc32c).map_err(|d| (name, d))?;
+        referenced.insert((r.checkpoint, r.name.clone()), bytes);
+    }
+    Ok(LoadedCheckpoint {
+        manifest,
+        blobs,
+        referenced,
+    })
+}
+
+fn read_verified(path: &Path, len: u64, crc32c: u32) -> Result<Vec<u8>, BlobDefect> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobDefect::Missing),
+        Err(e) => return Err(BlobDefect::Unreadable(e)),
+    };
+    if bytes.len() as u64 != len {
+        return Err(BlobDefect::Length {
+            expected: len,
+            found: bytes.len() as u64,
+        });
+    }
+    let crc = crc32c::crc32c(&bytes);
+    if crc != crc32c {
+        return Err(BlobDefect::Checksum {
+            expected: crc32c,
+            found: crc,
+        });
+    }
+    Ok(bytes)
 }

@@ -13,6 +13,10 @@
 //! }
 //! ```
 //!
+//! An incremental checkpoint also lists, under `refs`, blobs of earlier checkpoints that
+//! it builds on (`{ "checkpoint": 5, "name": "shard-0000.rkyv", "len": …, "crc32c": … }`):
+//! they are verified and loaded with it, and kept as long as it is.
+//!
 //! It is written last, atomically (temporary file, fsync, rename, fsync of the
 //! folder), after every blob it lists is synced. So a checkpoint folder either
 //! has a manifest and every blob it names was complete when it was written, or
@@ -44,6 +48,19 @@ pub struct BlobInfo {
     pub crc32c: u32,
 }
 
+/// A blob of an earlier checkpoint that a checkpoint builds on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlobRef {
+    /// The earlier checkpoint.
+    pub checkpoint: CheckpointId,
+    /// The blob's name in it.
+    pub name: String,
+    /// Length in bytes.
+    pub len: u64,
+    /// crc32c of its bytes.
+    pub crc32c: u32,
+}
+
 /// The description of a complete checkpoint.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
@@ -57,13 +74,21 @@ pub struct Manifest {
     pub created_unix_ms: u64,
     /// Its blobs, in the order they were written.
     pub blobs: Vec<BlobInfo>,
+    /// Blobs of earlier checkpoints it builds on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<BlobRef>,
     /// What the caller stored with it (source positions, log offsets, ...).
     pub meta: serde_json::Value,
 }
 
 impl Manifest {
     /// A manifest committed now.
-    pub(crate) fn new(id: CheckpointId, blobs: Vec<BlobInfo>, meta: serde_json::Value) -> Self {
+    pub(crate) fn new(
+        id: CheckpointId,
+        blobs: Vec<BlobInfo>,
+        refs: Vec<BlobRef>,
+        meta: serde_json::Value,
+    ) -> Self {
         let created_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -73,6 +98,7 @@ impl Manifest {
             created: rfc3339_utc(created_unix_ms),
             created_unix_ms,
             blobs,
+            refs,
             meta,
         }
     }

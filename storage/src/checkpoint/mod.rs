@@ -26,6 +26,6 @@ mod writer;
 
 pub use id::CheckpointId;
 pub use loaded::LoadedCheckpoint;
-pub use manifest::{BlobInfo, MANIFEST_FORMAT, Manifest};
+pub use manifest::{BlobInfo, BlobRef, MANIFEST_FORMAT, Manifest};
 pub use store::CheckpointStore;
 pub use writer::CheckpointWriter;

@@ -191,11 +191,24 @@ fn scan(dir: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Deletes all but the newest `retain` complete checkpoints.
+/// Deletes all but the newest `retain` complete checkpoints and those they build on.
 pub(crate) fn prune(dir: &Path, retain: usize) -> Result<()> {
     let complete: Vec<Entry> = scan(dir)?.into_iter().filter(|e| e.complete).collect();
     let excess = complete.len().saturating_sub(retain);
-    for entry in &complete[..excess] {
+    let mut needed = std::collections::BTreeSet::new();
+    for entry in &complete[excess..] {
+        match Manifest::read(&entry.path) {
+            Ok(m) => needed.extend(m.refs.iter().map(|r| r.checkpoint)),
+            // Unreadable: what it needs is unknown, so nothing older is deleted.
+            Err(_) => return Ok(()),
+        }
+    }
+    let mut deleted = false;
+    for entry in complete[..excess]
+        .iter()
+        .filter(|e| !needed.contains(&e.id))
+    {
+        deleted = true;
         // The manifest goes first: a deletion cut short by a crash then leaves
         // an unfinished checkpoint, which is cleaned up, not a complete one
         // with blobs missing.
@@ -204,7 +217,7 @@ pub(crate) fn prune(dir: &Path, retain: usize) -> Result<()> {
         std::fs::remove_dir_all(&entry.path).map_err(Error::io("delete", &entry.path))?;
         tracing::debug!(checkpoint = %entry.id, "deleted an old checkpoint");
     }
-    if excess > 0 {
+    if deleted {
         sync_dir(dir)?;
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::id::CheckpointId;
-use super::manifest::{BlobInfo, MANIFEST_FILE, MANIFEST_TMP, Manifest};
+use super::manifest::{BlobInfo, BlobRef, MANIFEST_FILE, MANIFEST_TMP, Manifest};
 use super::store;
 use crate::error::{Error, Result};
 use crate::fsutil::sync_dir;
@@ -26,6 +26,7 @@ pub struct CheckpointWriter {
     id: CheckpointId,
     retain: usize,
     blobs: Vec<BlobInfo>,
+    refs: Vec<BlobRef>,
     /// Written blobs, synced at commit.
     files: Vec<(PathBuf, File)>,
 }
@@ -38,6 +39,7 @@ impl CheckpointWriter {
             id,
             retain,
             blobs: Vec::new(),
+            refs: Vec::new(),
             files: Vec::new(),
         }
     }
@@ -80,6 +82,36 @@ impl CheckpointWriter {
         Ok(info)
     }
 
+    /// Records that this checkpoint builds on `blob` of the earlier checkpoint
+    /// `checkpoint` (written there by `put_blob`): loading this checkpoint loads and
+    /// verifies it too, and pruning keeps it while this checkpoint is kept.
+    pub fn refer(&mut self, checkpoint: CheckpointId, blob: &BlobInfo) -> Result<()> {
+        if !valid_blob_name(&blob.name) {
+            return Err(Error::BlobName {
+                name: blob.name.clone(),
+            });
+        }
+        if checkpoint >= self.id {
+            return Err(Error::RefNotEarlier {
+                id: self.id,
+                referenced: checkpoint,
+            });
+        }
+        if !self
+            .refs
+            .iter()
+            .any(|r| r.checkpoint == checkpoint && r.name == blob.name)
+        {
+            self.refs.push(BlobRef {
+                checkpoint,
+                name: blob.name.clone(),
+                len: blob.len,
+                crc32c: blob.crc32c,
+            });
+        }
+        Ok(())
+    }
+
     /// Makes the checkpoint complete: syncs every blob, writes the manifest
     /// with `meta` atomically (temporary file, fsync, rename, fsync of the
     /// folder and of the store), then deletes all but the newest `retain`
@@ -91,7 +123,7 @@ impl CheckpointWriter {
         for (path, file) in &self.files {
             file.sync_all().map_err(Error::io("fsync", path))?;
         }
-        let manifest = Manifest::new(self.id, self.blobs, meta);
+        let manifest = Manifest::new(self.id, self.blobs, self.refs, meta);
         let json = serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Manifest {
             path: self.dir.join(MANIFEST_FILE),
             source,
@@ -127,7 +159,7 @@ impl CheckpointWriter {
 }
 
 /// Whether `name` is a safe, plain file name for a blob.
-fn valid_blob_name(name: &str) -> bool {
+pub(crate) fn valid_blob_name(name: &str) -> bool {
     (1..=200).contains(&name.len())
         && !name.starts_with('.')
         && name != MANIFEST_FILE
