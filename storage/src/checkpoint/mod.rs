@@ -9,7 +9,8 @@
 //! 2. [`CheckpointWriter::put_blob`] writes each blob;
 //! 3. [`CheckpointWriter::commit`] syncs the blobs, writes the manifest
 //!    atomically (temporary file, fsync, rename, fsync of the folders), and
-//!    deletes checkpoints beyond the newest `retain`.
+//!    deletes checkpoints beyond the newest `retain`, except those a retained
+//!    checkpoint builds on ([`CheckpointWriter::refer`]).
 //!
 //! On start, [`CheckpointStore::latest_complete`] returns the newest checkpoint
 //! whose blobs all verify; a crash at any point of the protocol leaves the
