@@ -259,9 +259,8 @@ pub(crate) fn build_pipelines(
         let map = KeyGroupMap::new(config.processing.key_groups, nr_shards as u32);
         let mut mine = |k: &weir_engine::Key| map.shard_of_hash(k.hash()) as usize == shard;
         for old in &restore.shards {
-            for p in old.pipelines.iter().filter(|p| p.id == spec.id) {
-                op.restore(&p.operator, &mut mine);
-            }
+            let records = old.records(restore.id, &spec.id);
+            op.restore_chain(&records, &old.head.full_at, &mut mine);
         }
         if restore.id > 0 {
             tracing::info!(

@@ -254,6 +254,7 @@ pub(crate) fn start_coordinator(
     acks: Receiver<ShardAck>,
     counters: &Arc<Counters>,
     generator_start: Vec<Option<i64>>,
+    records: Vec<checkpoint::ShardRecords>,
 ) -> Result<(
     CoordinatorHandle,
     std::thread::JoinHandle<std::result::Result<(), checkpoint::CheckpointError>>,
@@ -265,6 +266,7 @@ pub(crate) fn start_coordinator(
         acks,
         Arc::clone(counters),
         generator_start,
+        records,
     );
     let thread = std::thread::Builder::new()
         .name("weir-checkpoints".into())

@@ -121,6 +121,7 @@ impl Runtime {
         })?;
         let (store, restore) = launch::restore(&config)?;
         let generator_start = launch::generator_starts(&config, &restore);
+        let records = checkpoint::ShardRecords::resumed(&restore, nr_shards);
         let counters = Arc::new(Counters::new(nr_shards, config.pipelines.len()));
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
@@ -141,12 +142,19 @@ impl Runtime {
             registries: launch::registries(&config),
             inputs,
         })?;
-        let (coordinator, coordinator_thread) =
-            launch::start_coordinator(&config, store, &shards, ack_rx, &counters, generator_start)
-                .inspect_err(|_| {
-                    // The shards run already: stop them as at a shutdown, with no checkpoint.
-                    stop.store(true, Ordering::Relaxed);
-                })?;
+        let (coordinator, coordinator_thread) = launch::start_coordinator(
+            &config,
+            store,
+            &shards,
+            ack_rx,
+            &counters,
+            generator_start,
+            records,
+        )
+        .inspect_err(|_| {
+            // The shards run already: stop them as at a shutdown, with no checkpoint.
+            stop.store(true, Ordering::Relaxed);
+        })?;
         Ok(Self {
             config,
             counters,

@@ -2,7 +2,7 @@
 //! (periodically, on demand, and a final one when the shards have quiesced), gathers
 //! the shards' snapshots, writes the manifest, and commits sinks and sources after it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -10,9 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use weir_config::{Config, Delivery, Sink as SinkSpec};
+use weir_engine::chain::{Chain, Link, Plan};
+use weir_engine::operator::SLICES;
 use weir_storage::CheckpointStore;
+use weir_storage::checkpoint::{BlobInfo, CheckpointId};
 
-use super::{CheckpointMeta, ShardAck, blob_name};
+use super::{
+    CheckpointMeta, FrozenShard, PipelineSnapshot, Restore, ShardAck, ShardSnapshot, blob_name,
+};
 use crate::control::Control;
 use crate::message::ShardId;
 use crate::metrics::{Counters, Fault};
@@ -194,6 +199,92 @@ pub struct Coordinator {
     /// A complete checkpoint whose sink output is not committed yet: its commit is
     /// retried with backoff, and every later commit redoes it first.
     uncommitted: Option<Uncommitted>,
+    /// Per shard, the committed records its next record may build on.
+    records: Vec<ShardRecords>,
+}
+
+/// One shard's chain of committed records, and the blobs that hold them.
+#[derive(Debug, Default)]
+pub struct ShardRecords {
+    chain: Chain,
+    blobs: BTreeMap<u64, BlobInfo>,
+}
+
+impl ShardRecords {
+    /// The records of each shard of a restored checkpoint, to build on when the shard
+    /// count is the same (each shard then holds exactly what its old self recorded);
+    /// otherwise every shard's next record is written in full.
+    pub fn resumed(restore: &Restore, nr_shards: usize) -> Vec<ShardRecords> {
+        let same = restore
+            .meta
+            .as_ref()
+            .is_some_and(|m| m.nr_shards == nr_shards && restore.shards.len() == nr_shards);
+        if restore.id == 0 || !same {
+            return (0..nr_shards).map(|_| ShardRecords::default()).collect();
+        }
+        restore
+            .shards
+            .iter()
+            .map(|old| {
+                let links = old
+                    .earlier
+                    .iter()
+                    .map(|(id, s)| Link {
+                        id: *id,
+                        entries: s.entries as usize,
+                    })
+                    .collect();
+                let head = Link {
+                    id: restore.id,
+                    entries: old.head.entries as usize,
+                };
+                let full_at = if old.head.full_at.is_empty() {
+                    vec![restore.id; SLICES]
+                } else {
+                    old.head.full_at.clone()
+                };
+                ShardRecords {
+                    chain: Chain::resume(head, links, full_at),
+                    blobs: old.blobs.iter().cloned().collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Writes the shard's record of checkpoint `id` from its frozen state.
+    fn record(&self, id: u64, frozen: &FrozenShard) -> (ShardSnapshot, Plan) {
+        let ops: Vec<_> = frozen.pipelines.iter().map(|p| &p.operator).collect();
+        let plan = self.chain.plan(id, &ops);
+        let snapshot = ShardSnapshot {
+            shard: frozen.shard,
+            pipelines: frozen
+                .pipelines
+                .iter()
+                .map(|p| PipelineSnapshot {
+                    id: p.id.clone(),
+                    positions: p.positions.clone(),
+                    operator: plan.write(&p.operator),
+                })
+                .collect(),
+            chain: plan.chain.clone(),
+            full_at: if plan.is_full() {
+                Vec::new()
+            } else {
+                plan.full_at.clone()
+            },
+            entries: plan.entries as u64,
+        };
+        (snapshot, plan)
+    }
+
+    /// The record of `plan` is committed, in `blob`.
+    fn committed(&mut self, plan: Plan, blob: BlobInfo) {
+        let id = plan.id;
+        let chain = plan.chain.clone();
+        self.chain.committed(plan);
+        self.blobs.retain(|x, _| chain.contains(x));
+        self.blobs.insert(id, blob);
+    }
 }
 
 /// A complete checkpoint whose commit failed.
@@ -243,6 +334,7 @@ impl Coordinator {
         acks: Receiver<ShardAck>,
         counters: Arc<Counters>,
         generator_start_ms: Vec<Option<i64>>,
+        records: Vec<ShardRecords>,
     ) -> (Self, CoordinatorHandle) {
         let (tx, rx) = bounded(16);
         let history = Arc::new(Mutex::new(VecDeque::new()));
@@ -262,6 +354,7 @@ impl Coordinator {
                 generator_start_ms,
                 exactly_once_files,
                 uncommitted: None,
+                records,
             },
             CoordinatorHandle {
                 requests: tx,
@@ -481,7 +574,7 @@ impl Coordinator {
                 shard: ShardId(shard),
             })?;
         }
-        let mut snapshots: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut snapshots: Vec<Option<(Vec<u8>, Plan)>> = (0..n).map(|_| None).collect();
         let mut max_pause = 0;
         let deadline = started + Duration::from_secs(120);
         while snapshots.iter().any(Option::is_none) {
@@ -497,12 +590,19 @@ impl Coordinator {
                 continue;
             }
             let shard = ack.shard;
-            let snapshot = ack.snapshot.map_err(|e| CheckpointError::Staging {
+            let frozen = ack.snapshot.map_err(|e| CheckpointError::Staging {
                 checkpoint,
                 shard,
                 sink: e.sink,
                 reason: e.source.to_string(),
             })?;
+            let Some(records) = self.records.get(shard.index()) else {
+                continue;
+            };
+            let (snapshot, plan) = records.record(checkpoint, &frozen);
+            // Let go of the frozen state at once: the shard copies what it changes only
+            // while this holds it.
+            drop(frozen);
             let bytes = weir_engine::snapshot::encode(&snapshot).map_err(|e| {
                 CheckpointError::Encoding {
                     checkpoint,
@@ -511,8 +611,8 @@ impl Coordinator {
                 }
             })?;
             max_pause = max_pause.max(ack.pause_us);
-            if let Some(slot) = snapshots.get_mut(ack.shard.index()) {
-                *slot = Some(bytes);
+            if let Some(slot) = snapshots.get_mut(shard.index()) {
+                *slot = Some((bytes, plan));
             }
         }
         // Staged sink output must be durable before the manifest says it exists.
@@ -527,12 +627,29 @@ impl Coordinator {
         }
         let mut writer = self.store.begin(id).map_err(store(checkpoint))?;
         let mut bytes = 0;
-        for (shard, blob) in snapshots.iter().enumerate() {
-            let blob = blob.as_deref().unwrap_or_default();
+        let mut written = Vec::with_capacity(n);
+        for (shard, slot) in snapshots.into_iter().enumerate() {
+            let Some((blob, plan)) = slot else {
+                continue;
+            };
             bytes += blob.len() as u64;
-            writer
-                .put_blob(&blob_name(shard), blob)
+            let info = writer
+                .put_blob(&blob_name(shard), &blob)
                 .map_err(store(checkpoint))?;
+            for x in &plan.chain {
+                let earlier = self.records[shard].blobs.get(x).ok_or_else(|| {
+                    CheckpointError::Store {
+                        checkpoint,
+                        reason: format!(
+                            "shard {shard}'s record builds on checkpoint {x}, whose blob is unknown"
+                        ),
+                    }
+                })?;
+                writer
+                    .refer(CheckpointId::new(*x), earlier)
+                    .map_err(store(checkpoint))?;
+            }
+            written.push((shard, plan, info));
         }
         let meta = CheckpointMeta {
             nr_shards: n,
@@ -542,6 +659,9 @@ impl Coordinator {
             snapshot_format: super::SNAPSHOT_FORMAT,
         };
         writer.commit(&meta).map_err(store(checkpoint))?;
+        for (shard, plan, info) in written {
+            self.records[shard].committed(plan, info);
+        }
         let info = CheckpointInfo {
             id: id.get(),
             completed_unix_ms: SystemTime::now()

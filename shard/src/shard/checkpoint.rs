@@ -10,7 +10,7 @@ use std::time::Instant;
 use weir_engine::{Offset, PartitionId};
 
 use super::Shard;
-use crate::checkpoint::{PipelineSnapshot, PositionEntry, ShardAck, ShardSnapshot, StageError};
+use crate::checkpoint::{FrozenPipeline, FrozenShard, PositionEntry, ShardAck, StageError};
 use crate::message::ShardId;
 use crate::message::{CheckpointId, Message};
 
@@ -60,8 +60,8 @@ impl Shard {
             .broadcast(|| Message::Barrier(CheckpointId::new(id)));
     }
 
-    /// When barriers from every shard are in: snapshot, stage sinks, acknowledge,
-    /// release every inbox.
+    /// When barriers from every shard are in: freeze the operators, stage sinks,
+    /// acknowledge, release every inbox.
     pub(super) async fn complete_checkpoint_if_aligned(&mut self) {
         let Some(id) = self.align.aligned() else {
             return;
@@ -71,13 +71,13 @@ impl Shard {
         let mut pipelines = Vec::with_capacity(self.pipelines.len());
         for (pl, positions) in self.pipelines.iter_mut().zip(&positions) {
             pl.encode_output();
-            pipelines.push(PipelineSnapshot {
+            pipelines.push(FrozenPipeline {
                 id: pl.spec.id.clone(),
                 positions: positions.clone(),
-                operator: pl.op.snapshot(),
+                operator: pl.op.freeze(id),
             });
         }
-        let snapshot = ShardSnapshot {
+        let snapshot = FrozenShard {
             shard: self.id as u32,
             pipelines,
         };
