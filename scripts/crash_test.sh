@@ -3,14 +3,22 @@
 # sliding and session windows), kills it with SIGKILL at random moments, restarts it each
 # time, and when the input is finished compares every output file with the output of an
 # uninterrupted run, as multisets of lines. Prints one summary line; exits non-zero on
-# any difference.
+# any difference. A fourth pipeline keeps every key open in one hour-long window, so
+# that with many keys the state is large (1,000,000 keys: about 80 MB per full
+# checkpoint) and checkpoints are incremental chains.
 #
-#   scripts/crash_test.sh [EVENTS] [KILLS]     (defaults: 3000000 events, 6 kills)
+#   scripts/crash_test.sh [EVENTS] [KILLS] [KEYS]   (defaults: 3000000 events, 6 kills,
+#                                                    2000 keys)
+#
+# With IN_CHECKPOINT=1 every kill waits, after its random delay, for a checkpoint being
+# written (a checkpoint folder without its manifest) and lands while it is.
 #
 # Uses $CARGO_TARGET_DIR/release/weir (default target/; built if missing); WEIR_BIN overrides it.
 set -euo pipefail
 EVENTS=${1:-3000000}
 KILLS=${2:-6}
+KEYS=${3:-2000}
+IN_CHECKPOINT=${IN_CHECKPOINT:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${WEIR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/weir}
 if [ ! -x "$BIN" ]; then
@@ -20,9 +28,9 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 # Input: 4 files (partitions), time advancing ~1 ms per event, disorder within 50 ms.
-python3 - "$WORK/in" "$EVENTS" <<'PY'
+python3 - "$WORK/in" "$EVENTS" "$KEYS" <<'PY'
 import os, random, sys
-out, total = sys.argv[1], int(sys.argv[2])
+out, total, keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 os.makedirs(out)
 rnd = random.Random(42)
 files = 4
@@ -32,7 +40,7 @@ for f in range(files):
     lines = []
     for i in range(n):
         ts = base + i + rnd.randrange(3)
-        lines.append((ts + rnd.randrange(51), '{"user":"u%d","ts":%d,"amount":%d}\n' % (rnd.randrange(2000), ts, rnd.randrange(1000))))
+        lines.append((ts + rnd.randrange(51), '{"user":"u%d","ts":%d,"amount":%d}\n' % (rnd.randrange(keys), ts, rnd.randrange(1000))))
     lines.sort()
     with open(os.path.join(out, "part-%d.jsonl" % f), "w") as fh:
         fh.writelines(l for _, l in lines)
@@ -69,6 +77,13 @@ event = { key = "user", time = "ts", value = "amount" }
 window = { type = "session", gap_ms = 400 }
 aggregates = ["count", "max"]
 sinks = [ { type = "file", path = "out/session.jsonl" } ]
+[[pipelines]]
+id = "hour"
+source = { type = "file", path = "$WORK/in/*.jsonl" }
+event = { key = "user", time = "ts", value = "amount" }
+window = { type = "tumbling", size_ms = 3600000 }
+aggregates = ["count", "sum"]
+sinks = [ { type = "file", path = "out/hour.jsonl" } ]
 TOML
 }
 
@@ -88,6 +103,7 @@ for attempt in 1 2 3 4; do
   rm -rf "$WORK/crash/data" "$WORK/crash/out"
   kills=0
   runs=0
+  in_checkpoint=0
   cd "$WORK/crash"
   while :; do
     runs=$((runs + 1))
@@ -95,6 +111,17 @@ for attempt in 1 2 3 4; do
     pid=$!
     if [ "$kills" -lt "$KILLS" ]; then
       sleep "$(python3 -c "import random, sys; print(random.uniform(0.3, 1.0) * float(sys.argv[3]) * float(sys.argv[1]) / int(sys.argv[2]))" "$clean_s" "$KILLS" "$scale")"
+      if [ "$IN_CHECKPOINT" = 1 ]; then
+        # Up to 30 s for a checkpoint folder that has no manifest yet.
+        for _ in $(seq 3000); do
+          writing=$(find data/checkpoints -mindepth 1 -maxdepth 1 -type d 2>/dev/null |
+            while read -r d; do [ -e "$d/MANIFEST.json" ] || echo "$d"; done | head -1)
+          [ -n "$writing" ] && break
+          kill -0 "$pid" 2>/dev/null || break
+          sleep 0.01
+        done
+        [ -n "${writing:-}" ] && in_checkpoint=$((in_checkpoint + 1))
+      fi
       if kill -9 "$pid" 2>/dev/null; then
         wait "$pid" 2>/dev/null || true
         kills=$((kills + 1))
@@ -110,7 +137,7 @@ done
 
 status=0
 summary=""
-for name in tumbling sliding session; do
+for name in tumbling sliding session hour; do
   clean=$(sort "$WORK/clean/out/$name.jsonl" | md5sum | cut -d' ' -f1)
   crash=$(sort "$WORK/crash/out/$name.jsonl" | md5sum | cut -d' ' -f1)
   lines=$(wc -l < "$WORK/clean/out/$name.jsonl")
@@ -127,5 +154,9 @@ if [ "$kills" -lt "$KILLS" ]; then
   status=1
   summary="$summary only_${kills}_of_${KILLS}_kills_landed"
 fi
-echo "crash_test: events=$EVENTS kills=$kills runs=$runs$summary $([ $status = 0 ] && echo PASS || echo FAIL)"
+if [ "$IN_CHECKPOINT" = 1 ] && [ "$in_checkpoint" -lt 1 ]; then
+  status=1
+  summary="$summary no_kill_landed_in_a_checkpoint"
+fi
+echo "crash_test: events=$EVENTS keys=$KEYS kills=$kills in_checkpoint=$in_checkpoint runs=$runs$summary $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status
