@@ -26,7 +26,7 @@ use std::collections::BinaryHeap;
 
 use smallvec::SmallVec;
 
-use super::sliced::{FrozenSlot, Sliced};
+use super::sliced::{FrozenSlot, Hashed, Sliced};
 use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
 use crate::aggregate::{Accumulator, AggSpec};
 use crate::event::Event;
@@ -55,6 +55,13 @@ pub(crate) struct KeySessions {
     timer: i64,
     /// Epoch of the last change to its sessions.
     stamp: u64,
+}
+
+impl Hashed for KeySessions {
+    #[inline]
+    fn key_hash(&self) -> u64 {
+        self.key.hash()
+    }
 }
 
 /// A session operator's state frozen at a checkpoint barrier.
@@ -110,9 +117,11 @@ impl SessionOperator {
         let lateness = self.lateness;
         let epoch = self.epoch;
         let keys = self.keys.table_mut(key.hash(), epoch);
+        let mut inserted = false;
         let ks = match keys.entry(key.hash(), |k| k.key == *key, |k| k.key.hash()) {
             hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_table::Entry::Vacant(v) => {
+                inserted = true;
                 if wm != i64::MIN && end.saturating_add(lateness) < wm {
                     out.late.push(LateEvent {
                         event: event.clone(),
@@ -192,6 +201,9 @@ impl SessionOperator {
         if due < ks.timer {
             ks.timer = due;
             self.timers.push(Reverse((due, key.clone())));
+        }
+        if inserted {
+            self.keys.inserted(key.hash());
         }
         verdict
     }
@@ -343,17 +355,21 @@ impl SessionOperator {
         } else {
             session.end.saturating_add(self.lateness).saturating_add(1)
         };
-        let keys = self.keys.table_mut(key.hash(), 0);
-        let ks = match keys.entry(key.hash(), |k| k.key == key, |k| k.key.hash()) {
+        let hash = key.hash();
+        let keys = self.keys.table_mut(hash, 0);
+        let mut inserted = false;
+        let ks = match keys.entry(hash, |k| k.key == key, |k| k.key.hash()) {
             hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
-            hashbrown::hash_table::Entry::Vacant(v) => v
-                .insert(KeySessions {
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                inserted = true;
+                v.insert(KeySessions {
                     key: key.clone(),
                     sessions: SmallVec::new(),
                     timer: i64::MAX,
                     stamp: 0,
                 })
-                .into_mut(),
+                .into_mut()
+            }
         };
         let at = ks.sessions.partition_point(|s| s.start < session.start);
         ks.sessions.insert(at, session);
@@ -361,6 +377,9 @@ impl SessionOperator {
         if due < ks.timer {
             ks.timer = due;
             self.timers.push(Reverse((due, key)));
+        }
+        if inserted {
+            self.keys.inserted(hash);
         }
     }
 
@@ -438,11 +457,7 @@ impl FrozenSessions {
         let (mut total, mut selected) = (0, 0);
         for slot in &self.slots {
             total += slot.table.len();
-            if full(slot.slice) {
-                selected += slot.table.len();
-            } else if slot.stamp > since {
-                selected += slot.table.iter().filter(|k| k.stamp > since).count();
-            }
+            selected += slot.selected(since, full, |k| k.stamp).count();
         }
         (total, selected)
     }
@@ -456,11 +471,7 @@ impl FrozenSessions {
         state: &mut OperatorState,
     ) {
         for slot in &self.slots {
-            let all = full(slot.slice);
-            if !all && slot.stamp <= since {
-                continue;
-            }
-            for ks in slot.table.iter().filter(|k| all || k.stamp > since) {
+            for ks in slot.selected(since, full, |k| k.stamp) {
                 push_sessions(ks, state);
             }
         }

@@ -7,16 +7,16 @@
 //! window is the case `slide == size`: one pane per window, emitted without combining.
 //!
 //! Panes live in a vector sorted by start. Events arrive near the newest pane, so the
-//! lookup checks the last two panes before falling back to a binary search. A new pane's
-//! tables are sized like the newest pane's, so a steady stream does not grow them by
-//! rehashing.
+//! lookup checks the last two panes before falling back to a binary search. Tables of
+//! expired panes are kept for reuse, so a steady stream allocates no new table per
+//! window; otherwise a new pane's tables are sized like the newest pane's.
 //!
 //! A pane's entries are [`Sliced`]: a checkpoint freezes them by pointer (copy-on-write),
 //! and each entry records the epoch of its last change, for incremental snapshots.
 
 use hashbrown::HashTable;
 
-use super::sliced::{FrozenSlot, Sliced};
+use super::sliced::{FrozenSlot, Hashed, Sliced};
 use super::{LateEvent, OpenWindow, Output, StateStats, Verdict, WindowResult};
 use crate::aggregate::{Accumulator, AggSpec};
 use crate::event::Event;
@@ -30,6 +30,13 @@ pub(crate) struct Entry {
     acc: Accumulator,
     /// Epoch of the last change.
     stamp: u64,
+}
+
+impl Hashed for Entry {
+    #[inline]
+    fn key_hash(&self) -> u64 {
+        self.key.hash()
+    }
 }
 
 #[derive(Debug)]
@@ -64,6 +71,7 @@ pub struct TimeWindowOperator {
     /// re-emitted because of a late event (the common path never touches it).
     revisions: std::collections::BTreeMap<i64, HashTable<Revision>>,
     scratch: HashTable<Entry>,
+    spare: Vec<Sliced<Entry>>,
     /// Stamp of changes made now: the first checkpoint that will hold them.
     epoch: u64,
 }
@@ -91,6 +99,7 @@ impl TimeWindowOperator {
             watermark: i64::MIN,
             revisions: std::collections::BTreeMap::new(),
             scratch: HashTable::new(),
+            spare: Vec::new(),
             epoch: 1,
         }
     }
@@ -118,9 +127,10 @@ impl TimeWindowOperator {
         match self.panes.binary_search_by_key(&start, |p| p.start) {
             Ok(i) => i,
             Err(i) => {
-                let table = match self.panes.last() {
-                    Some(last) => Sliced::with_capacities(|s| last.table.slice_len(s)),
-                    None => Sliced::default(),
+                let table = match (self.spare.pop(), self.panes.last()) {
+                    (Some(spare), _) => spare,
+                    (None, Some(last)) => Sliced::shaped_like(&last.table),
+                    (None, None) => Sliced::default(),
                 };
                 self.panes.insert(i, Pane { start, table });
                 i
@@ -177,6 +187,7 @@ impl TimeWindowOperator {
                     acc,
                     stamp: epoch,
                 });
+                self.panes[i].table.inserted(key.hash());
             }
         }
     }
@@ -298,18 +309,24 @@ impl TimeWindowOperator {
         let range = self.pane_range(start, end);
         if self.size == self.slide {
             if let Some(pane) = self.panes[range].first() {
-                for e in pane.table.iter() {
-                    out.results.push(WindowResult::new(
-                        &e.key, start, end, &e.acc, &self.spec, 0, false,
-                    ));
+                for table in pane.table.tables() {
+                    for e in table.iter() {
+                        out.results.push(WindowResult::new(
+                            &e.key, start, end, &e.acc, &self.spec, 0, false,
+                        ));
+                    }
                 }
             }
             return;
         }
         let spec = &self.spec;
         let scratch = &mut self.scratch;
-        for pane in &self.panes[range] {
-            for e in pane.table.iter() {
+        for e in self.panes[range]
+            .iter()
+            .flat_map(|p| p.table.tables())
+            .flat_map(|t| t.iter())
+        {
+            {
                 let key = &e.key;
                 match scratch.entry(key.hash(), |s| s.key == *key, |s| s.key.hash()) {
                     hashbrown::hash_table::Entry::Occupied(mut o) => {
@@ -338,7 +355,12 @@ impl TimeWindowOperator {
         let expired = self
             .panes
             .partition_point(|p| p.start.saturating_add(size).saturating_add(lateness) <= wm);
-        self.panes.drain(..expired);
+        for mut pane in self.panes.drain(..expired) {
+            if self.spare.len() < 4 {
+                pane.table.clear();
+                self.spare.push(pane.table);
+            }
+        }
         while let Some(entry) = self.revisions.first_entry() {
             if entry.key().saturating_add(lateness) <= wm {
                 entry.remove();
@@ -421,11 +443,13 @@ impl TimeWindowOperator {
                 }
                 let i = self.pane_index(e.pane);
                 let acc = e.acc.restore(&self.spec);
-                let table = self.panes[i].table.table_mut(key.hash(), 0);
-                match table.entry(key.hash(), |x| x.key == key, |x| x.key.hash()) {
+                let hash = key.hash();
+                let table = self.panes[i].table.table_mut(hash, 0);
+                match table.entry(hash, |x| x.key == key, |x| x.key.hash()) {
                     hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().acc = acc,
                     hashbrown::hash_table::Entry::Vacant(v) => {
                         v.insert(Entry { key, acc, stamp: 0 });
+                        self.panes[i].table.inserted(hash);
                     }
                 }
             }
@@ -524,11 +548,7 @@ impl FrozenTime {
         for (_, slots) in &self.panes {
             for slot in slots {
                 total += slot.table.len();
-                if full(slot.slice) {
-                    selected += slot.table.len();
-                } else if slot.stamp > since {
-                    selected += slot.table.iter().filter(|e| e.stamp > since).count();
-                }
+                selected += slot.selected(since, full, |e| e.stamp).count();
             }
         }
         (
@@ -547,11 +567,7 @@ impl FrozenTime {
     ) {
         for (start, slots) in &self.panes {
             for slot in slots {
-                let all = full(slot.slice);
-                if !all && slot.stamp <= since {
-                    continue;
-                }
-                for e in slot.table.iter().filter(|e| all || e.stamp > since) {
+                for e in slot.selected(since, full, |e| e.stamp) {
                     state.panes.push(pane_entry(*start, e));
                 }
             }
