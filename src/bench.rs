@@ -47,6 +47,11 @@ pub struct BenchArgs {
     /// Keep the data folder here (for a recovery measurement) instead of a temporary one.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// Events per second (0 = as fast as possible). Event time still advances 1 ms per
+    /// event; with `--data-dir` a paced run after a fast one changes few keys between
+    /// checkpoints (incremental checkpoints).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 /// Runs the benchmark and prints its line.
@@ -84,7 +89,7 @@ checkpoint_interval = {interval}
 enabled = false
 [[pipelines]]
 id = "bench"
-source = {{ type = "generator", keys = {keys}, rate = 0, total = {events}, disorder_ms = 100, partitions = {shards}, seed = 1, start_ms = 1700000000000 }}
+source = {{ type = "generator", keys = {keys}, rate = {rate}, total = {events}, disorder_ms = 100, partitions = {shards}, seed = 1, start_ms = 1700000000000 }}
 window = {window}
 watermark = {{ delay_ms = 200 }}
 aggregates = ["count", "sum", "min", "max"]
@@ -92,6 +97,7 @@ sinks = [{{ type = "blackhole" }}]
 "#,
         data = data.display().to_string(),
         interval = args.checkpoint_interval,
+        rate = args.rate,
         pin = if pin {
             let cores: Vec<String> = (0..shards).map(|c| c.to_string()).collect();
             format!("[runtime]\ncores = [{}]", cores.join(", "))
