@@ -175,7 +175,7 @@ fn load_chains(
             jobs.push((shard, r.checkpoint.get(), bytes, info));
         }
     }
-    let work: Vec<(&[u8], u64, Option<&[u64]>)> = jobs
+    let work: Vec<Job<'_>> = jobs
         .iter()
         .map(|(shard, checkpoint, bytes, _)| {
             let full_at = decoded_heads[*shard].full_at.as_slice();
@@ -324,14 +324,14 @@ fn decode_counting(
             .panes
             .iter()
             .filter(|e| counts(e.key.as_str()))
-            .map(|e| rkyv::deserialize::<PaneEntry, Rancor>(e))
+            .map(rkyv::deserialize::<PaneEntry, Rancor>)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         let sessions = op
             .sessions
             .iter()
             .filter(|e| counts(e.key.as_str()))
-            .map(|e| rkyv::deserialize::<SessionEntry, Rancor>(e))
+            .map(rkyv::deserialize::<SessionEntry, Rancor>)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         pipelines.push(PipelineSnapshot {
