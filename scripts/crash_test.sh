@@ -10,6 +10,9 @@
 #   scripts/crash_test.sh [EVENTS] [KILLS] [KEYS]   (defaults: 3000000 events, 6 kills,
 #                                                    2000 keys)
 #
+# With PARALLELISM="2 3 1" the crashed runs take their shard counts from the list in
+# turn, so that every restart restores onto another shard count.
+#
 # With IN_CHECKPOINT=1 every kill waits, after its random delay, for a checkpoint being
 # written (a checkpoint folder without its manifest) and lands while it is.
 #
@@ -19,6 +22,7 @@ EVENTS=${1:-3000000}
 KILLS=${2:-6}
 KEYS=${3:-2000}
 IN_CHECKPOINT=${IN_CHECKPOINT:-0}
+read -r -a PARALLELISM <<< "${PARALLELISM:-2}"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${WEIR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/weir}
 if [ ! -x "$BIN" ]; then
@@ -106,6 +110,8 @@ for attempt in 1 2 3 4; do
   in_checkpoint=0
   cd "$WORK/crash"
   while :; do
+    shards=${PARALLELISM[$((runs % ${#PARALLELISM[@]}))]}
+    sed -i "s/^parallelism = .*/parallelism = $shards/" weir.toml
     runs=$((runs + 1))
     WEIR_LOG=warn "$BIN" run --config weir.toml &
     pid=$!
