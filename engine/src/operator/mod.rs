@@ -295,6 +295,16 @@ impl WindowOperator {
     }
 }
 
+/// Restoring an old shard's chain whose latest record is checkpoint `head` with watermark
+/// `wm`: the watermark becomes the lowest seen, and changes from now on are stamped for
+/// the checkpoint after `head`.
+fn adopt_head(watermark: &mut i64, epoch: &mut u64, head: u64, wm: i64) {
+    if *watermark == i64::MIN || wm < *watermark {
+        *watermark = wm;
+    }
+    *epoch = (*epoch).max(head.saturating_add(1));
+}
+
 /// Whether the record of checkpoint `id` counts for the slice of `hash`.
 #[inline]
 fn applies(full_at: &[u64], id: u64, hash: u64) -> bool {

@@ -303,10 +303,7 @@ impl SessionOperator {
             return;
         };
         let wm = last.watermark;
-        if self.watermark == i64::MIN || wm < self.watermark {
-            self.watermark = wm;
-        }
-        self.epoch = self.epoch.max(head.saturating_add(1));
+        super::adopt_head(&mut self.watermark, &mut self.epoch, head, wm);
         let lateness = self.lateness;
         for &(id, state) in records {
             // A key's sessions are consecutive in a record.

@@ -425,10 +425,7 @@ impl TimeWindowOperator {
             return;
         };
         let wm = last.watermark;
-        if self.watermark == i64::MIN || wm < self.watermark {
-            self.watermark = wm;
-        }
-        self.epoch = self.epoch.max(head.saturating_add(1));
+        super::adopt_head(&mut self.watermark, &mut self.epoch, head, wm);
         let (size, lateness) = (self.size, self.lateness);
         // What the old shard had deleted by its watermark stays deleted.
         let gone = |end: i64| wm != i64::MIN && end.saturating_add(lateness) <= wm;
