@@ -277,6 +277,18 @@ pub enum KafkaStart {
     Latest,
 }
 
+/// Who decides which partitions of a Kafka topic this instance reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaAssignment {
+    /// This instance reads every partition (shard `p mod shards` reads partition `p`);
+    /// offsets and window state live in weir's own checkpoints.
+    Manual,
+    /// Kafka's consumer-group protocol shares the partitions among every instance (and
+    /// shard) of the group; a partition's state moves with it through the state topic,
+    /// committed in the same transaction as its output and offsets (docs/SCALE_OUT.md).
+    Group,
+}
+
 /// Where a Kafka source takes an event's time from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KafkaEventTime {
@@ -307,6 +319,11 @@ pub struct KafkaSource {
     pub bounded: bool,
     /// How often the topic is asked for new partitions, in ms (0 = never).
     pub discovery_interval_ms: u64,
+    /// Who assigns the partitions: weir (every one to this instance) or the group.
+    pub assignment: KafkaAssignment,
+    /// With group assignment: the compacted topic of the partitions' window state;
+    /// default `<app_name>-<pipeline>-state`.
+    pub state_topic: String,
     /// Passed through to librdkafka as they are.
     pub properties: KafkaProperties,
 }

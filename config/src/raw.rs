@@ -261,6 +261,8 @@ pub(crate) struct RawSource {
     pub event_time: Option<String>,
     pub bounded: Option<bool>,
     pub discovery_interval_ms: Option<i64>,
+    pub assignment: Option<String>,
+    pub state_topic: Option<String>,
     pub properties: Option<toml::Table>,
     // custom
     pub name: Option<String>,

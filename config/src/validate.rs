@@ -599,6 +599,8 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
         ("event_time", raw.event_time.is_some()),
         ("bounded", raw.bounded.is_some()),
         ("discovery_interval_ms", raw.discovery_interval_ms.is_some()),
+        ("assignment", raw.assignment.is_some()),
+        ("state_topic", raw.state_topic.is_some()),
         ("properties", raw.properties.is_some()),
     ];
     let custom_keys = [
@@ -712,7 +714,37 @@ fn source(at: &str, raw: &RawSource) -> Checked<Source> {
                     ));
                 }
             };
+            let assignment = match raw.assignment.as_deref() {
+                None | Some("manual") => KafkaAssignment::Manual,
+                Some("group") => KafkaAssignment::Group,
+                Some(other) => {
+                    return Err(Problem::new(
+                        format!("{at}.assignment"),
+                        format!("must be \"manual\" or \"group\" (got {other:?})"),
+                    ));
+                }
+            };
+            let state_topic = match raw.state_topic.as_deref() {
+                None => String::new(),
+                Some(_) if assignment == KafkaAssignment::Manual => {
+                    return Err(Problem::new(
+                        format!("{at}.state_topic"),
+                        "is only for assignment = \"group\" (manual assignment keeps state in data_dir)",
+                    ));
+                }
+                Some(t) => kafka_topic(&format!("{at}.state_topic"), Some(t))
+                    .map_err(|p| Problem::new(format!("{at}.state_topic"), p.message))?,
+            };
+            if assignment == KafkaAssignment::Group && raw.bounded == Some(true) {
+                return Err(Problem::new(
+                    format!("{at}.bounded"),
+                    "cannot be true with assignment = \"group\": the group moves partitions \
+                     between instances, so no instance knows when the topic is read to its end",
+                ));
+            }
             Ok(Source::Kafka(KafkaSource {
+                assignment,
+                state_topic,
                 bootstrap: kafka_bootstrap(at, raw.bootstrap.as_deref())?,
                 topic: kafka_topic(at, raw.topic.as_deref())?,
                 group: match raw.group.as_deref() {
@@ -970,6 +1002,33 @@ fn kafka_properties(
     Ok(out)
 }
 
+/// A pipeline whose Kafka source is assigned by the group commits its state, offsets and
+/// output in one Kafka transaction: its one sink must be an exactly-once Kafka sink on
+/// the source's cluster, and it may have no late-events sink (which could not be part of
+/// that transaction).
+fn group_sinks(i: usize, p: &Pipeline) -> Checked<()> {
+    let Source::Kafka(source) = &p.source else {
+        return Ok(());
+    };
+    let why = "a pipeline with assignment = \"group\" writes its results, state and offsets in \
+               one Kafka transaction: it needs exactly one sink, of type kafka, exactly once, on \
+               the source's bootstrap";
+    match p.sinks.as_slice() {
+        [Sink::Kafka(k)]
+            if k.delivery == Delivery::ExactlyOnce && k.bootstrap == source.bootstrap => {}
+        [Sink::Kafka(_)] => return Err(Problem::new(format!("pipelines[{i}].sinks[0]"), why)),
+        _ => return Err(Problem::new(format!("pipelines[{i}].sinks"), why)),
+    }
+    if p.late_sink.is_some() {
+        return Err(Problem::new(
+            format!("pipelines[{i}].late_sink"),
+            "is not possible with assignment = \"group\" (late events are counted, and \
+             dropped unless allowed lateness keeps their window)",
+        ));
+    }
+    Ok(())
+}
+
 /// The Kafka keys that depend on the rest of the config: a source's default group, and
 /// a sink's transaction timeout, which must outlast a checkpoint interval (a
 /// transaction stays open from one checkpoint to the commit after the next).
@@ -980,10 +1039,16 @@ fn kafka_defaults(
 ) -> Checked<()> {
     let interval_ms = (processing.checkpoint_interval_secs * 1000.0).ceil() as u64;
     for (i, p) in pipelines.iter_mut().enumerate() {
-        if let Source::Kafka(k) = &mut p.source
-            && k.group.is_empty()
-        {
-            k.group = format!("{app_name}-{}", p.id);
+        if let Source::Kafka(k) = &mut p.source {
+            if k.group.is_empty() {
+                k.group = format!("{app_name}-{}", p.id);
+            }
+            if k.assignment == KafkaAssignment::Group {
+                if k.state_topic.is_empty() {
+                    k.state_topic = format!("{app_name}-{}-state", p.id);
+                }
+                group_sinks(i, p)?;
+            }
         }
         let sinks = p
             .sinks

@@ -204,18 +204,59 @@ pub(crate) fn build_pipelines(
                     .map_err(start_error(key, s)),
             }
         };
-        let sinks = spec
-            .sinks
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                open(
-                    s,
-                    format!("pipelines[{index}].sinks[{i}]"),
-                    format!("sink{i}"),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let group_setup = match (&spec.source, spec.sinks.as_slice()) {
+            (SourceSpec::Kafka(k), [weir_config::Sink::Kafka(out)])
+                if k.assignment == weir_config::KafkaAssignment::Group =>
+            {
+                Some(crate::kafka::group::GroupSetup {
+                    source: k.clone(),
+                    sink: out.clone(),
+                    app_name: config.app_name.clone(),
+                    pipeline: spec.id.clone(),
+                    instance: config.instance.clone(),
+                    shard,
+                })
+            }
+            _ => None,
+        };
+        let mut group = None;
+        let sinks = match &group_setup {
+            Some(g) => {
+                let (link, sink) =
+                    crate::kafka::group::open_link(g).map_err(|reason| Error::Start {
+                        key: format!("pipelines[{index}].sinks[0]"),
+                        reason,
+                    })?;
+                if let Ok(mut all) = setup_counters.kafka_sinks.lock() {
+                    all.push(crate::metrics::KafkaSinkEntry {
+                        pipeline: index,
+                        sink: "sink0".into(),
+                        shard,
+                        status: sink.status(),
+                    });
+                }
+                group = Some(crate::pipeline::Group {
+                    tasks: Vec::new(),
+                    link,
+                    source: g.source.clone(),
+                    restoring: None,
+                    rollbacks: 0,
+                });
+                vec![sink::SinkWriter::new(Box::new(sink), circuit.clone())]
+            }
+            None => spec
+                .sinks
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    open(
+                        s,
+                        format!("pipelines[{index}].sinks[{i}]"),
+                        format!("sink{i}"),
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
         let late_sink = spec
             .late_sink
             .as_ref()
@@ -298,6 +339,7 @@ pub(crate) fn build_pipelines(
             counters: Arc::clone(counters),
             key_partitions: matches!(spec.source, SourceSpec::Kafka(_))
                 .then(crate::pipeline::KeyPartitions::default),
+            group,
         });
     }
     Ok(out)

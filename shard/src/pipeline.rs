@@ -95,6 +95,37 @@ pub(crate) struct ShardPipeline {
     /// For a Kafka source: the partition each key (by hash) was first seen on, to find
     /// input not keyed by the window key (see [`ShardPipeline::check_keys`]).
     pub key_partitions: Option<KeyPartitions>,
+    /// With a Kafka source assigned by the consumer group: the per-partition operators
+    /// and the transaction thread (`op` and `op_tracker` are then unused).
+    pub group: Option<Group>,
+}
+
+/// Where a restore from Kafka answers.
+pub(crate) type RestoreResult =
+    crossbeam_channel::Receiver<Result<Vec<crate::kafka::group::Restored>, String>>;
+
+/// A group pipeline's partitions on one shard (see [`crate::kafka::group`]): one window
+/// operator per input partition, fed only by it and advanced by its own watermark, so a
+/// partition's results depend on its records alone, wherever it is read.
+pub(crate) struct Group {
+    /// Per entry of `ShardPipeline::partitions`, that partition's operator.
+    pub tasks: Vec<WindowOperator>,
+    /// The transaction thread.
+    pub link: crate::kafka::group::GroupLink,
+    /// The source's spec (for restores).
+    pub source: weir_config::KafkaSource,
+    /// A restore from Kafka in progress: the partitions it restores.
+    pub restoring: Option<(Vec<PartitionId>, RestoreResult)>,
+    /// When the transaction thread last rolled back, for the log.
+    pub rollbacks: u64,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("partitions", &self.tasks.len())
+            .finish()
+    }
 }
 
 /// The input partition of each key seen, and keys seen on a second one.
@@ -162,7 +193,8 @@ pub(crate) fn open_sink(
 impl ShardPipeline {
     /// Whether this shard reads partitions of the pipeline that have not ended.
     pub fn has_live_partitions(&self) -> bool {
-        self.partitions.iter().any(|p| !p.finished)
+        // A group member is always live: the group may give it partitions at any time.
+        self.group.is_some() || self.partitions.iter().any(|p| !p.finished)
     }
 
     /// The source watermark of this shard for the pipeline, at `now_ms`.
@@ -228,11 +260,34 @@ impl ShardPipeline {
         self.check_keys(events);
         let mut late = 0;
         let mut dropped = 0;
-        for e in events {
-            match self.op.process(e, &mut self.output) {
-                Verdict::OnTime => {}
-                Verdict::Late => late += 1,
-                Verdict::Dropped => dropped += 1,
+        if let Some(group) = self.group.as_mut() {
+            // Each partition's events to its own operator (they come in runs).
+            let mut at: Option<(PartitionId, usize)> = None;
+            for e in events {
+                let part = e.id.partition;
+                let i = match at {
+                    Some((p, i)) if p == part => i,
+                    _ => match self.partitions.iter().position(|s| s.id == part) {
+                        Some(i) => {
+                            at = Some((part, i));
+                            i
+                        }
+                        None => continue,
+                    },
+                };
+                match group.tasks[i].process(e, &mut self.output) {
+                    Verdict::OnTime => {}
+                    Verdict::Late => late += 1,
+                    Verdict::Dropped => dropped += 1,
+                }
+            }
+        } else {
+            for e in events {
+                match self.op.process(e, &mut self.output) {
+                    Verdict::OnTime => {}
+                    Verdict::Late => late += 1,
+                    Verdict::Dropped => dropped += 1,
+                }
             }
         }
         let n = events.len() as u64;
@@ -270,6 +325,10 @@ impl ShardPipeline {
     /// of the pipeline's watermark and resumes them when it catches up. Before the
     /// first watermark nothing is held.
     pub fn align(&mut self, now_ms: u64) {
+        if self.group.is_some() {
+            // Each partition has its own operator and watermark: none waits for another.
+            return;
+        }
         let wm = self.op.watermark();
         let drift = self
             .spec
@@ -296,7 +355,234 @@ impl ShardPipeline {
 
     /// Whether the operator has seen the end of every input.
     pub fn operator_finished(&self) -> bool {
-        self.op.watermark() == Watermark::MAX
+        self.group.is_none() && self.op.watermark() == Watermark::MAX
+    }
+
+    /// The operators' watermark: the lowest of a group pipeline's partitions.
+    pub fn operator_watermark(&self) -> Watermark {
+        match &self.group {
+            Some(g) => g
+                .tasks
+                .iter()
+                .map(WindowOperator::watermark)
+                .min()
+                .unwrap_or(Watermark::MIN),
+            None => self.op.watermark(),
+        }
+    }
+
+    /// The operators' state sizes.
+    pub fn op_stats(&self) -> weir_engine::StateStats {
+        match &self.group {
+            Some(g) => g.tasks.iter().map(WindowOperator::stats).fold(
+                weir_engine::StateStats::default(),
+                |a, b| weir_engine::StateStats {
+                    keys: a.keys + b.keys,
+                    windows: a.windows + b.windows,
+                    bytes: a.bytes + b.bytes,
+                },
+            ),
+            None => self.op.stats(),
+        }
+    }
+
+    /// Open windows, over every operator.
+    pub fn window_count(&self) -> usize {
+        match &self.group {
+            Some(g) => g.tasks.iter().map(WindowOperator::window_count).sum(),
+            None => self.op.window_count(),
+        }
+    }
+
+    /// The open windows of the keys that `select` accepts, at most `limit`.
+    pub fn open_windows(
+        &self,
+        select: &mut dyn FnMut(&weir_engine::Key) -> bool,
+        limit: usize,
+    ) -> Vec<weir_engine::OpenWindow> {
+        match &self.group {
+            Some(g) => {
+                let mut out = Vec::new();
+                for op in &g.tasks {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    out.extend(op.open_windows(select, limit - out.len()));
+                }
+                out
+            }
+            None => self.op.open_windows(select, limit),
+        }
+    }
+
+    /// A group pipeline after a poll: each partition's operator follows its own
+    /// watermark.
+    pub fn advance_partitions(&mut self) {
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        let mut lowest = Watermark::MAX;
+        for (p, op) in self.partitions.iter().zip(group.tasks.iter_mut()) {
+            let wm = if p.finished {
+                Watermark::MAX
+            } else {
+                p.clock.watermark()
+            };
+            if wm > op.watermark() {
+                op.advance_watermark(wm, &mut self.output);
+            }
+            lowest = lowest.min(op.watermark());
+        }
+        if !group.tasks.is_empty() {
+            self.counters.pipelines[self.index][self.shard]
+                .watermark
+                .store(lowest.0, Ordering::Relaxed);
+        }
+    }
+
+    /// The group moved partitions (or a transaction failed): everything not committed
+    /// is dropped — operators, partitions, pending output, the open transaction — and
+    /// the partitions held now are restored from Kafka.
+    pub fn rebalanced(&mut self, held: Vec<PartitionId>) {
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        group.tasks.clear();
+        self.partitions.clear();
+        self.source_tracker = WatermarkTracker::new(0, self.spec.watermark.max_idle_lag_ms);
+        self.output.clear();
+        for s in &mut self.sinks {
+            s.buf.clear();
+        }
+        if group
+            .link
+            .jobs
+            .send(crate::kafka::group::Job::Abort)
+            .is_err()
+        {
+            tracing::error!(pipeline = %self.spec.id, "the kafka transaction thread ended");
+        }
+        self.start_restore(held);
+    }
+
+    fn start_restore(&mut self, held: Vec<PartitionId>) {
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        group.restoring = None;
+        if held.is_empty() {
+            return;
+        }
+        let spec = group.source.clone();
+        let ids: Vec<u32> = held.iter().map(|p| p.0).collect();
+        match crate::kafka::spawn_unpinned(move || {
+            crate::kafka::group::restore_partitions(&spec, &ids)
+        }) {
+            Ok(rx) => group.restoring = Some((held, rx)),
+            Err(e) => {
+                tracing::error!(pipeline = %self.spec.id, error = %e, "cannot restore partitions")
+            }
+        }
+    }
+
+    /// A group pipeline's turn outside reading: the transaction thread's answers, and a
+    /// restore that finished. Whether anything happened.
+    pub fn group_turn(&mut self, now_ms: u64) -> bool {
+        let Some(group) = self.group.as_mut() else {
+            return false;
+        };
+        let mut work = false;
+        while let Some(done) = group.link.try_done() {
+            work = true;
+            if let crate::kafka::group::Done::RolledBack(reason) = done {
+                group.rollbacks += 1;
+                tracing::warn!(pipeline = %self.spec.id, shard = self.shard, %reason, "restoring this shard's partitions from kafka after a failed transaction");
+                let held = self
+                    .source
+                    .as_mut()
+                    .and_then(|s| s.as_group_member())
+                    .map(|s| crate::source::Source::partitions(s))
+                    .unwrap_or_default();
+                self.rebalanced(held);
+                return true;
+            }
+        }
+        let Some(group) = self.group.as_mut() else {
+            return work;
+        };
+        let Some((held, rx)) = &group.restoring else {
+            return work;
+        };
+        let restored = match rx.try_recv() {
+            Err(crossbeam_channel::TryRecvError::Empty) => return work,
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::warn!(pipeline = %self.spec.id, error = %e, "restoring partitions from kafka failed; retrying");
+                let held = held.clone();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                self.start_restore(held);
+                return true;
+            }
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                let held = held.clone();
+                self.start_restore(held);
+                return true;
+            }
+        };
+        group.restoring = None;
+        let agg = agg_spec(&self.spec);
+        let mut positions = Vec::with_capacity(restored.len());
+        for r in restored {
+            let id = PartitionId(r.partition);
+            let mut op = WindowOperator::new(&self.spec.window, agg.clone());
+            let mut part = PartitionState::new(id, &self.spec.watermark, now_ms);
+            if let Some(record) = &r.record {
+                op.restore(&record.state, &mut |_| true);
+                part.clock
+                    .restore(record.position.max_time, record.position.pending_max);
+                part.records = record.position.records;
+                part.last_cut = record.position.records;
+            }
+            group.tasks.push(op);
+            self.partitions.push(part);
+            self.source_tracker.add_input();
+            positions.push((id, weir_engine::Offset(r.offset)));
+        }
+        if let Some(source) = self.source.as_mut().and_then(|s| s.as_group_member()) {
+            source.resume_assigned(&positions);
+        }
+        true
+    }
+
+    /// What checkpoint `id` commits for a group pipeline: each partition's position and
+    /// frozen state, with the consumer's group metadata. `None` while partitions are
+    /// being restored (nothing of them is to commit) or without metadata.
+    pub fn group_payload(
+        &mut self,
+        id: u64,
+        positions: &[crate::checkpoint::PositionEntry],
+    ) -> Option<crate::kafka::group::StatePayload> {
+        let group = self.group.as_mut()?;
+        if group.restoring.is_some() {
+            return None;
+        }
+        let metadata = self
+            .source
+            .as_mut()
+            .and_then(|s| s.as_group_member())
+            .and_then(|s| s.group_metadata())?;
+        let mut partitions = Vec::with_capacity(group.tasks.len());
+        for (part, op) in self.partitions.iter().zip(group.tasks.iter_mut()) {
+            let Some(pos) = positions.iter().find(|p| p.partition == part.id.0) else {
+                continue;
+            };
+            partitions.push((pos.clone(), op.freeze(id)));
+        }
+        Some(crate::kafka::group::StatePayload {
+            checkpoint: id,
+            partitions,
+            metadata,
+        })
     }
 
     /// Encodes pending results and late events into the sinks' buffers.
@@ -349,7 +635,7 @@ impl ShardPipeline {
         PipelineReport {
             running: self.running,
             sources_finished: !self.has_live_partitions(),
-            operator_watermark: self.op.watermark(),
+            operator_watermark: self.operator_watermark(),
             partitions: self
                 .partitions
                 .iter()
@@ -368,7 +654,7 @@ impl ShardPipeline {
                 })
                 .collect(),
             holding_back: holding.map(|p| (p.id, p.lowest_since)),
-            state: self.op.stats(),
+            state: self.op_stats(),
             latency_us: self.latency_us.clone(),
         }
     }

@@ -150,6 +150,11 @@ impl Shard {
         if let Err(e) = source.poll(batch, &mut pl.source_out).await {
             tracing::warn!(pipeline = %pl.spec.id, error = %e, "source poll failed; retrying");
         }
+        if let Some(held) = pl.source_out.rebalanced.take() {
+            pl.source_out.clear();
+            pl.rebalanced(held);
+            return 1;
+        }
         let n = pl.source_out.events.len();
         let own = self.id;
         {
@@ -212,6 +217,14 @@ impl Shard {
                     why,
                 );
             }
+            if pl.group.is_some() {
+                // A group pipeline's keys live in their partition: all stay here.
+                let mut local = std::mem::take(&mut pl.outgoing[own]);
+                for dest in (0..pl.outgoing.len()).filter(|d| *d != own) {
+                    local.append(&mut pl.outgoing[dest]);
+                }
+                pl.outgoing[own] = local;
+            }
             // This shard's own share goes straight to its operator.
             let mut local = std::mem::take(&mut pl.outgoing[own]);
             if !local.is_empty() {
@@ -220,6 +233,7 @@ impl Shard {
                 local.clear();
             }
             pl.outgoing[own] = local;
+            pl.advance_partitions();
         }
         for dest in 0..self.nr_shards {
             if dest != own && batching::full(self.pipelines[p].outgoing[dest].len(), batch) {
@@ -247,6 +261,10 @@ impl Shard {
     fn publish_watermarks(&mut self) {
         let now = now_ms();
         for p in 0..self.pipelines.len() {
+            if self.pipelines[p].group.is_some() {
+                // Its partitions' operators follow their own watermarks.
+                continue;
+            }
             let (wm, idle) = self.pipelines[p].source_watermark(now);
             if !batching::publish((wm, idle), self.pipelines[p].sent_watermark) {
                 continue;
@@ -371,6 +389,13 @@ impl Shard {
                 self.handle_control(c);
             }
             let mut work = self.drain_inboxes();
+            if self.align.in_progress().is_none() {
+                // Not while a checkpoint aligns: its positions are recorded.
+                let now = now_ms();
+                for pl in &mut self.pipelines {
+                    work += usize::from(pl.group_turn(now));
+                }
+            }
             self.complete_checkpoint_if_aligned().await;
             if self.life == Lifecycle::Ended {
                 self.flush_sinks(true).await;
@@ -404,7 +429,7 @@ impl Shard {
                 for pl in &self.pipelines {
                     pl.counters.pipelines[pl.index][pl.shard]
                         .active_windows
-                        .store(pl.op.window_count() as u64, Ordering::Relaxed);
+                        .store(pl.window_count() as u64, Ordering::Relaxed);
                 }
             }
             self.quiesce_if_done().await;

@@ -15,6 +15,7 @@
 //! network, except at start-up (metadata, fencing the previous producer). The blocking
 //! calls of a transaction (commit, begin) run on one small thread per sink and shard.
 
+pub mod group;
 mod sink;
 mod source;
 mod watch;
@@ -76,17 +77,36 @@ pub(crate) fn unpinned<T: Send + 'static>(
     let Some(spawner) = SPAWNER.get() else {
         return Ok(f());
     };
+    let _ = spawner;
+    let rx = spawn_unpinned(f)?;
+    rx.recv()
+        .map_err(|_| "opening the kafka client failed on its thread".to_owned())
+}
+
+/// Runs `f` on a thread with the process's CPU affinity (see [`unpinned`]) without
+/// waiting: its result arrives on the returned channel. Without a spawner, on a plain
+/// thread.
+pub(crate) fn spawn_unpinned<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<crossbeam_channel::Receiver<T>, String> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    spawner
-        .lock()
-        .map_err(|_| "the kafka spawner is poisoned".to_owned())?
-        .send(job)
-        .map_err(|_| "the kafka spawner thread ended".to_owned())?;
-    rx.recv()
-        .map_err(|_| "opening the kafka client failed on its thread".to_owned())
+    match SPAWNER.get() {
+        Some(spawner) => spawner
+            .lock()
+            .map_err(|_| "the kafka spawner is poisoned".to_owned())?
+            .send(job)
+            .map_err(|_| "the kafka spawner thread ended".to_owned())?,
+        None => {
+            std::thread::Builder::new()
+                .name("weir-kafka-open".into())
+                .spawn(job)
+                .map_err(|e| format!("cannot start a thread: {e}"))?;
+        }
+    }
+    Ok(rx)
 }
 
 /// How long a start-up call to the brokers may take.

@@ -117,7 +117,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// The window key of a result line (`None` for a line without one). Result lines begin
 /// `{"pipeline":…,"key":"…"`: the key is taken from there when it has no escapes, else
 /// the line is parsed.
-fn key_of(line: &[u8]) -> Option<Cow<'_, str>> {
+pub(super) fn key_of(line: &[u8]) -> Option<Cow<'_, str>> {
     const FIELD: &[u8] = b",\"key\":\"";
     if let Some(at) = memchr::memmem::find(line, FIELD) {
         let rest = &line[at + FIELD.len()..];

@@ -34,6 +34,8 @@ const HELD_LIMIT: usize = 4096;
 #[derive(Debug, Default)]
 pub struct Stats {
     ends: Mutex<HashMap<i32, i64>>,
+    /// After a rebalance of a group member: every partition it now holds.
+    rebalanced: Mutex<Option<Vec<i32>>>,
 }
 
 impl ClientContext for Stats {
@@ -66,6 +68,40 @@ impl ClientContext for Stats {
 }
 
 impl ConsumerContext for Stats {
+    fn post_rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if matches!(rebalance, rdkafka::consumer::Rebalance::Error(_)) {
+            return;
+        }
+        let assignment = match consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), "reading the kafka assignment failed");
+                TopicPartitionList::new()
+            }
+        };
+        // Nothing is read until the partitions' state is restored from Kafka.
+        if assignment.count() > 0
+            && let Err(e) = consumer.pause(&assignment)
+        {
+            tracing::warn!(error = %describe(&e), "pausing newly assigned kafka partitions failed");
+        }
+        let mut held: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        tracing::info!(kind = ?std::mem::discriminant(rebalance), partitions = ?held, "kafka group rebalanced");
+        if let Ok(mut r) = self.rebalanced.lock() {
+            *r = Some(held);
+        }
+    }
+
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
         if let Err(e) = result {
             tracing::debug!(error = %e, "committing offsets to the kafka group failed");
@@ -93,6 +129,8 @@ struct Part {
     /// its end when this holds and nothing is held back).
     eof: bool,
     finished: bool,
+    /// Assigned by the group, waiting for its state to be restored: not read.
+    restoring: bool,
     held: VecDeque<Held>,
 }
 
@@ -116,6 +154,8 @@ pub struct KafkaSource {
     shard: usize,
     nr_shards: usize,
     bounded: bool,
+    /// Assigned by the consumer group (`assignment = "group"`).
+    group: bool,
     record_time: bool,
     /// Partitions of the topic seen so far.
     known: u32,
@@ -181,10 +221,11 @@ impl KafkaSource {
             shard,
             nr_shards,
             bounded: spec.bounded,
+            group: spec.assignment == weir_config::KafkaAssignment::Group,
             record_time: spec.event_time == KafkaEventTime::Record,
             known: 0,
             parts: Vec::new(),
-            reassign: true,
+            reassign: spec.assignment != weir_config::KafkaAssignment::Group,
             started: false,
             error_logged: None,
             describe: format!(
@@ -199,6 +240,10 @@ impl KafkaSource {
     /// Takes on the partitions of the topic that appeared since the last look and
     /// belong to this shard; returns them.
     fn discover(&mut self) -> Vec<PartitionId> {
+        if self.group {
+            // The group assigns partitions, new ones too.
+            return Vec::new();
+        }
         let now = self.watch.partitions();
         let mut added = Vec::new();
         for p in self.known..now {
@@ -211,6 +256,7 @@ impl KafkaSource {
                     consumer_paused: false,
                     eof: false,
                     finished: false,
+                    restoring: false,
                     held: VecDeque::new(),
                 });
                 added.push(id);
@@ -322,6 +368,84 @@ impl KafkaSource {
         Some(u64::try_from(end).unwrap_or(0).saturating_sub(next))
     }
 
+    /// After a rebalance: holds exactly the partitions the group now gives this member,
+    /// each waiting for its state, and says so in `out`. Whether there was one.
+    fn take_rebalance(&mut self, out: &mut SourceOutput) -> bool {
+        let Some(held) = self
+            .consumer
+            .context()
+            .rebalanced
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+        else {
+            return false;
+        };
+        self.parts = held
+            .iter()
+            .filter_map(|p| u32::try_from(*p).ok())
+            .map(|p| Part {
+                id: PartitionId(p),
+                next: 0,
+                paused: false,
+                consumer_paused: true,
+                eof: false,
+                finished: false,
+                restoring: true,
+                held: VecDeque::new(),
+            })
+            .collect();
+        out.events.clear();
+        out.invalid.clear();
+        out.empty.clear();
+        out.rebalanced = Some(self.parts.iter().map(|p| p.id).collect());
+        true
+    }
+
+    /// A group member's partitions are restored: reading resumes at these offsets.
+    /// Partitions the group took away meanwhile are left alone.
+    pub fn resume_assigned(&mut self, positions: &[(PartitionId, Offset)]) {
+        let mut tpl = TopicPartitionList::new();
+        for (id, next) in positions {
+            let Some(part) = self.parts.iter_mut().find(|p| p.id == *id) else {
+                continue;
+            };
+            part.next = next.0;
+            part.restoring = false;
+            part.consumer_paused = false;
+            part.eof = false;
+            part.held.clear();
+            if tpl
+                .add_partition_offset(&self.topic, id.0 as i32, KafkaOffset::Offset(next.0 as i64))
+                .is_err()
+            {
+                continue;
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        // Zero timeout: the seek is asynchronous; librdkafka drops what was fetched
+        // before it.
+        if let Err(e) = self.consumer.seek_partitions(tpl.clone(), Duration::ZERO) {
+            tracing::warn!(error = %describe(&e), topic = %self.topic, "seeking restored kafka partitions failed");
+        }
+        if let Err(e) = self.consumer.resume(&tpl) {
+            tracing::warn!(error = %describe(&e), topic = %self.topic, "resuming restored kafka partitions failed");
+        }
+    }
+
+    /// The consumer's group metadata (member and generation), for a transaction's
+    /// offsets.
+    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    /// The source's spec name for logs.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     fn read(&mut self, max: usize, out: &mut SourceOutput) -> Result<(), SourceError> {
         let added = self.discover();
         out.added.extend(added);
@@ -351,7 +475,14 @@ impl KafkaSource {
             }
         }
         while total < max {
+            // A rebalance is served inside `poll`: what the poll after it gave is void.
+            if self.group && self.take_rebalance(out) {
+                return Ok(());
+            }
             let Some(polled) = self.consumer.poll(Duration::ZERO) else {
+                if self.group && self.take_rebalance(out) {
+                    return Ok(());
+                }
                 break;
             };
             let message = match polled {
@@ -387,6 +518,10 @@ impl KafkaSource {
                 continue;
             };
             let part = &mut self.parts[i];
+            if part.restoring {
+                // Fetched before the pause took hold: read again once restored.
+                continue;
+            }
             part.eof = false;
             if offset < part.next {
                 // Fetched before a seek moved the partition on.
@@ -409,7 +544,8 @@ impl KafkaSource {
             }
         }
         for part in &mut self.parts {
-            if part.finished || part.paused || !part.eof || !part.held.is_empty() {
+            if part.finished || part.paused || part.restoring || !part.eof || !part.held.is_empty()
+            {
                 continue;
             }
             if self.bounded {
@@ -434,6 +570,11 @@ impl Source for KafkaSource {
 
     fn start(&mut self) -> Result<(), SourceError> {
         self.started = true;
+        if self.group {
+            return self.consumer.subscribe(&[&self.topic]).map_err(|e| {
+                SourceError::failed(format!("subscribing to {}: {}", self.topic, describe(&e)))
+            });
+        }
         self.assign()
     }
 
@@ -474,6 +615,10 @@ impl Source for KafkaSource {
     }
 
     fn commit(&mut self, positions: &[(PartitionId, Offset)]) {
+        if self.group {
+            // The group's offsets commit in the checkpoint's Kafka transaction.
+            return;
+        }
         let mut tpl = TopicPartitionList::new();
         for (p, o) in positions {
             if tpl
@@ -493,5 +638,9 @@ impl Source for KafkaSource {
 
     fn lag(&self, partition: PartitionId) -> Option<u64> {
         KafkaSource::lag(self, partition)
+    }
+
+    fn as_group_member(&mut self) -> Option<&mut KafkaSource> {
+        self.group.then_some(self)
     }
 }

@@ -148,6 +148,9 @@ fn watch(spec: &Spec) -> std::result::Result<Arc<TopicWatch>, String> {
             })
             .collect::<std::result::Result<_, _>>()?,
     };
+    if spec.assignment == weir_config::KafkaAssignment::Group {
+        state_topic(&consumer, spec, n)?;
+    }
     let watch = Arc::new(TopicWatch {
         topic: spec.topic.clone(),
         partitions: AtomicU32::new(n),
@@ -191,4 +194,57 @@ fn discover(consumer: BaseConsumer<Logged>, spec: &Spec, watch: &Weak<TopicWatch
             }
         }
     }
+}
+
+/// A group source's state topic: made (compacted, as many partitions as the input) when
+/// it does not exist; refused when it has fewer partitions than the input.
+fn state_topic(
+    consumer: &BaseConsumer<Logged>,
+    spec: &Spec,
+    input_partitions: u32,
+) -> std::result::Result<(), String> {
+    let mut state = spec.clone();
+    state.topic = spec.state_topic.clone();
+    match partition_count(consumer, &state, START_TIMEOUT) {
+        Ok(n) if n >= input_partitions => return Ok(()),
+        Ok(n) => {
+            return Err(format!(
+                "state topic {:?} has {n} partitions but {:?} has {input_partitions}: a \
+                 partition's state lives in the state partition of the same number",
+                spec.state_topic, spec.topic
+            ));
+        }
+        Err(e) if !e.contains("does not exist") => return Err(e),
+        Err(_) => {}
+    }
+    let admin: rdkafka::admin::AdminClient<Logged> =
+        client_config(&spec.bootstrap, &spec.properties, &[])
+            .create_with_context(Logged)
+            .map_err(|e| format!("kafka admin client: {}", describe(&e)))?;
+    let partitions = i32::try_from(input_partitions).map_err(|e| e.to_string())?;
+    let topic = rdkafka::admin::NewTopic::new(
+        &spec.state_topic,
+        partitions,
+        rdkafka::admin::TopicReplication::Fixed(-1),
+    )
+    .set("cleanup.policy", "compact");
+    let options = rdkafka::admin::AdminOptions::new().operation_timeout(Some(START_TIMEOUT));
+    let results =
+        futures_lite::future::block_on(admin.create_topics([&topic], &options)).map_err(|e| {
+            format!(
+                "creating state topic {:?}: {}",
+                spec.state_topic,
+                describe(&e)
+            )
+        })?;
+    for r in results {
+        match r {
+            Ok(_) => {
+                tracing::info!(topic = %spec.state_topic, partitions, "created the state topic");
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(format!("creating state topic {name:?}: {code}")),
+        }
+    }
+    Ok(())
 }

@@ -69,8 +69,21 @@ impl Shard {
         let positions = std::mem::take(&mut self.started_positions);
         let paused = Instant::now();
         let mut pipelines = Vec::with_capacity(self.pipelines.len());
-        for (pl, positions) in self.pipelines.iter_mut().zip(&positions) {
+        let mut group_commits = Vec::new();
+        for (i, (pl, positions)) in self.pipelines.iter_mut().zip(&positions).enumerate() {
             pl.encode_output();
+            if pl.group.is_some() {
+                // Its state and offsets commit in its own Kafka transaction, not here.
+                if let Some(payload) = pl.group_payload(id, positions) {
+                    group_commits.push((i, payload));
+                }
+                pipelines.push(FrozenPipeline {
+                    id: pl.spec.id.clone(),
+                    positions: Vec::new(),
+                    operator: pl.op.freeze(id),
+                });
+                continue;
+            }
             pipelines.push(FrozenPipeline {
                 id: pl.spec.id.clone(),
                 positions: positions.clone(),
@@ -91,6 +104,17 @@ impl Shard {
                         source,
                     });
                 }
+            }
+        }
+        // After the sinks handed their lines to the transaction thread: the commit.
+        for (i, payload) in group_commits {
+            if let Some(g) = &self.pipelines[i].group
+                && g.link
+                    .jobs
+                    .send(crate::kafka::group::Job::Commit(Box::new(payload)))
+                    .is_err()
+            {
+                tracing::error!(pipeline = %self.pipelines[i].spec.id, "the kafka transaction thread ended");
             }
         }
         let pause_us = paused.elapsed().as_micros() as u64;

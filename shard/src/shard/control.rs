@@ -50,7 +50,7 @@ impl Shard {
                                     .as_deref()
                                     .is_none_or(|pre| k.as_str().starts_with(pre))
                         };
-                        p.op.open_windows(&mut select, limit)
+                        p.open_windows(&mut select, limit)
                     }
                 };
                 let _ = reply.try_send(found);

@@ -137,6 +137,13 @@ pub trait Source {
     fn lag(&self, _partition: PartitionId) -> Option<u64> {
         None
     }
+
+    /// A Kafka source assigned by its consumer group: what the runtime needs of it
+    /// besides reading (weir's own sources only).
+    #[doc(hidden)]
+    fn as_group_member(&mut self) -> Option<&mut crate::kafka::KafkaSource> {
+        None
+    }
 }
 
 /// Where a source puts what it read. Lines are decoded here, with the pipeline's decoder;
@@ -158,6 +165,10 @@ pub struct SourceOutput {
     /// Partitions the source took on since the last poll (a Kafka topic grew): the
     /// runtime starts tracking their watermarks.
     pub added: Vec<PartitionId>,
+    /// The consumer group moved partitions: every partition the source now holds (each
+    /// waits, unread, for [`crate::kafka::KafkaSource::resume_assigned`]). What this
+    /// poll gave is void.
+    pub rebalanced: Option<Vec<PartitionId>>,
     /// Records each partition may still give in this poll (set by the runtime before
     /// it polls); partitions not listed have no limit but `max`.
     rooms: Vec<(PartitionId, usize)>,
@@ -175,6 +186,7 @@ impl SourceOutput {
             empty: Vec::new(),
             finished: Vec::new(),
             added: Vec::new(),
+            rebalanced: None,
             rooms: Vec::new(),
         }
     }
@@ -272,5 +284,6 @@ impl SourceOutput {
         self.empty.clear();
         self.finished.clear();
         self.added.clear();
+        self.rebalanced = None;
     }
 }
