@@ -742,8 +742,15 @@ mod tests {
                 watermark: checkpoint as i64,
                 panes: (0..entries)
                     .map(|i| weir_engine::snapshot::PaneEntry {
+                        pane: i as i64,
                         key: format!("key-{i}"),
-                        ..Default::default()
+                        acc: weir_engine::snapshot::AccState {
+                            count: 1,
+                            sum: 2.0,
+                            min: 2.0,
+                            max: 2.0,
+                            values: None,
+                        },
                     })
                     .collect(),
                 ..Default::default()
