@@ -117,7 +117,7 @@ fn header(value: &[u8]) -> Result<(u64, u32, u32), String> {
     Ok((checkpoint, index, count))
 }
 
-/// Reassembles the newest complete record of one state partition from its records in
+/// Reassembles the last complete record of one state partition from its records in
 /// log order. A record's chunks are written in one transaction by one producer, so they
 /// follow each other; a record left incomplete (compaction removed an older chunk that a
 /// newer record replaced) is skipped.
@@ -147,9 +147,10 @@ impl Assembly {
         }
         bytes.extend_from_slice(data);
         *next += 1;
+        // The log's order is the truth: checkpoint ids are each instance's own (a
+        // partition's next owner may count lower), they only tie chunks together.
         if *next == count
             && let Some((c, _, bytes)) = self.building.take()
-            && self.complete.as_ref().is_none_or(|(done, _)| c >= *done)
         {
             self.complete = Some((c, bytes));
         }
@@ -782,6 +783,14 @@ mod tests {
         a.add(b"garbage");
         assert_eq!(a.bad, 1);
         assert_eq!(a.record().unwrap(), Some(big));
+        // A later record of a lower checkpoint (another instance's count) wins.
+        let mut a = Assembly::default();
+        for r in [record(9, 2), record(2, 5)] {
+            for (_, v) in chunks(&r).unwrap() {
+                a.add(&v);
+            }
+        }
+        assert_eq!(a.record().unwrap(), Some(record(2, 5)));
     }
 
     #[test]
