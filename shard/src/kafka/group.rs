@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -393,8 +393,6 @@ pub struct GroupLink {
     pub done: Receiver<Done>,
     /// For the admin.
     pub status: Arc<SinkStatus>,
-    /// State bytes written to the state topic (all checkpoints).
-    pub state_bytes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for GroupLink {
@@ -595,12 +593,11 @@ pub fn open_link(setup: &GroupSetup) -> Result<(GroupLink, GroupSink), String> {
     let (job_tx, job_rx) = crossbeam_channel::unbounded();
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
     let status = Arc::new(SinkStatus::default());
-    let state_bytes = Arc::new(AtomicU64::new(0));
-    let (s, b) = (Arc::clone(&status), Arc::clone(&state_bytes));
+    let s = Arc::clone(&status);
     super::spawn_unpinned(move || {
         let spawned = std::thread::Builder::new()
             .name("weir-kafka-txn".into())
-            .spawn(move || transaction_thread(txn, job_rx, done_tx, s, b));
+            .spawn(move || transaction_thread(txn, job_rx, done_tx, s));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start a kafka transaction thread");
         }
@@ -619,7 +616,6 @@ pub fn open_link(setup: &GroupSetup) -> Result<(GroupLink, GroupSink), String> {
             jobs: job_tx,
             done: done_rx,
             status,
-            state_bytes,
         },
         sink,
     ))
@@ -630,7 +626,6 @@ fn transaction_thread(
     jobs: Receiver<Job>,
     done: Sender<Done>,
     status: Arc<SinkStatus>,
-    state_bytes: Arc<AtomicU64>,
 ) {
     let mut rolled_back = false;
     for job in jobs {
@@ -645,7 +640,12 @@ fn transaction_thread(
             },
             Job::Commit(payload) => match txn.commit(&payload) {
                 Ok(bytes) => {
-                    state_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    tracing::debug!(
+                        checkpoint = payload.checkpoint,
+                        partitions = payload.partitions.len(),
+                        state_bytes = bytes,
+                        "kafka transaction committed"
+                    );
                     status
                         .committed
                         .fetch_max(payload.checkpoint, Ordering::Relaxed);
@@ -760,21 +760,21 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_complete_record_is_reassembled_from_its_chunks() {
+    fn the_newest_complete_record_is_reassembled_from_its_chunks() -> Result<(), String> {
         let big = record(5, 40_000);
-        let big_chunks = chunks(&big).unwrap();
+        let big_chunks = chunks(&big)?;
         assert!(
             big_chunks.len() > 1,
             "the test needs a record of several chunks"
         );
         let small = record(4, 3);
         let mut a = Assembly::default();
-        for (_, v) in chunks(&small).unwrap() {
+        for (_, v) in chunks(&small)? {
             a.add(&v);
         }
         // A newer record cut short (its later chunks compacted away) does not count.
         a.add(&big_chunks[0].1);
-        let mut later = chunks(&record(6, 40_000)).unwrap();
+        let mut later = chunks(&record(6, 40_000))?;
         later.truncate(1);
         for (_, v) in big_chunks.iter().skip(1) {
             a.add(v);
@@ -782,24 +782,26 @@ mod tests {
         a.add(&later[0].1);
         a.add(b"garbage");
         assert_eq!(a.bad, 1);
-        assert_eq!(a.record().unwrap(), Some(big));
+        assert_eq!(a.record()?, Some(big));
         // A later record of a lower checkpoint (another instance's count) wins.
         let mut a = Assembly::default();
         for r in [record(9, 2), record(2, 5)] {
-            for (_, v) in chunks(&r).unwrap() {
+            for (_, v) in chunks(&r)? {
                 a.add(&v);
             }
         }
-        assert_eq!(a.record().unwrap(), Some(record(2, 5)));
+        assert_eq!(a.record()?, Some(record(2, 5)));
+        Ok(())
     }
 
     #[test]
-    fn a_chunk_of_another_format_or_count_is_refused() {
-        let mut v = chunks(&record(1, 1)).unwrap().remove(0).1;
+    fn a_chunk_of_another_format_or_count_is_refused() -> Result<(), String> {
+        let mut v = chunks(&record(1, 1))?.remove(0).1;
         v[16] = 9;
         assert!(header(&v).is_err());
-        let mut v = chunks(&record(1, 1)).unwrap().remove(0).1;
+        let mut v = chunks(&record(1, 1))?.remove(0).1;
         v[12..16].copy_from_slice(&0u32.to_le_bytes());
         assert!(header(&v).is_err());
+        Ok(())
     }
 }
