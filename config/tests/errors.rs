@@ -499,3 +499,54 @@ fn a_data_dir_that_is_a_file_and_a_sink_that_is_a_folder_are_refused() -> std::i
     );
     Ok(())
 }
+
+const GROUP: &str = r#"
+app_name = "shop"
+[[pipelines]]
+id = "clicks"
+source = { type = "kafka", bootstrap = "127.0.0.1:9092", topic = "events", assignment = "group" }
+window = { type = "tumbling", size_ms = 1000 }
+sinks = [{ type = "kafka", bootstrap = "127.0.0.1:9092", topic = "results" }]
+"#;
+
+#[test]
+fn a_group_source_gets_its_state_topic() -> weir_config::Result<()> {
+    let c = weir_config::from_str(GROUP, "w.toml")?;
+    let weir_config::Source::Kafka(k) = &c.pipelines[0].source else {
+        panic!("a kafka source");
+    };
+    assert_eq!(k.assignment, weir_config::KafkaAssignment::Group);
+    assert_eq!(k.state_topic, "shop-clicks-state");
+    assert_eq!(k.group, "shop-clicks");
+    Ok(())
+}
+
+#[test]
+fn a_group_pipeline_commits_through_one_kafka_sink_only() {
+    let file_sink = GROUP.replace(
+        r#"sinks = [{ type = "kafka", bootstrap = "127.0.0.1:9092", topic = "results" }]"#,
+        r#"sinks = [{ type = "file", path = "out.jsonl" }]"#,
+    );
+    assert!(error_of(&file_sink).contains("pipelines[0].sinks: "));
+    let other_cluster = GROUP.replace(
+        r#"bootstrap = "127.0.0.1:9092", topic = "results""#,
+        r#"bootstrap = "10.0.0.1:9092", topic = "results""#,
+    );
+    assert!(error_of(&other_cluster).contains("pipelines[0].sinks[0]: "));
+    let at_least_once = GROUP.replace(
+        r#"topic = "results" }"#,
+        r#"topic = "results", delivery = "at_least_once" }"#,
+    );
+    assert!(error_of(&at_least_once).contains("pipelines[0].sinks[0]: "));
+    let late = format!("{GROUP}late_sink = {{ type = \"console\" }}\n");
+    assert!(error_of(&late).contains("pipelines[0].late_sink: "));
+    let bounded = GROUP.replace(
+        r#"assignment = "group""#,
+        r#"assignment = "group", bounded = true"#,
+    );
+    assert!(error_of(&bounded).contains("pipelines[0].source.bounded: "));
+    let manual_state = GROUP.replace(r#"assignment = "group""#, r#"state_topic = "s""#);
+    assert!(error_of(&manual_state).contains("pipelines[0].source.state_topic: "));
+    let unknown = GROUP.replace(r#"assignment = "group""#, r#"assignment = "cluster""#);
+    assert!(error_of(&unknown).contains("pipelines[0].source.assignment: "));
+}
