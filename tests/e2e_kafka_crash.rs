@@ -3,6 +3,11 @@
 //! transaction commit; after the last run, a `read_committed` reader sees every result
 //! exactly once, and a `read_uncommitted` reader sees the aborted transactions' records
 //! too (the transactions are real).
+//!
+//! The killed runs read the topic unbounded, so none can end before its kill however
+//! fast the machine, and each gets a fresh slice of the input first, so each kill lands
+//! with records in flight; the crashing run gets the last slice, so it always has a
+//! transaction with records to crash in. Only the last two runs are bounded.
 
 mod common;
 mod kafka_common;
@@ -35,11 +40,12 @@ fn kills_and_a_crash_between_manifest_and_commit_lose_and_repeat_no_result() -> 
     create_topic(b, &output, 3)?;
     let events = partition_events(&mut Rng(5), 150_000, 2000, 1_700_000_000_000, 40);
     let records = kafka_records(&events);
-    produce(b, &input, &records)?;
+    // Three slices for the killed runs, the rest for the crashing one; each slice is
+    // produced whole before its run, so a partition's records keep their order.
+    let slices = [0, 30_000, 60_000, 90_000, records.len()];
     let win = Win::Tumbling(100);
     let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("weir.toml"),
+    let config = |bounded: bool| {
         format!(
             r#"
 app_name = "crash"
@@ -51,7 +57,7 @@ checkpoint_interval = 0.2
 enabled = false
 [[pipelines]]
 id = "p"
-source = {{ type = "kafka", bootstrap = "{b}", topic = "{input}", bounded = true }}
+source = {{ type = "kafka", bootstrap = "{b}", topic = "{input}", bounded = {bounded} }}
 event = {{ key = "user", time = "ts", value = "amount" }}
 window = {}
 aggregates = ["count", "sum", "min", "max"]
@@ -59,22 +65,26 @@ watermark = {{ delay_ms = 100 }}
 sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}" }}]
 "#,
             win.toml()
-        ),
-    )?;
+        )
+    };
     let mut rng = Rng(99);
     // Three SIGKILLs at random moments.
+    std::fs::write(dir.path().join("weir.toml"), config(false))?;
     for kill in 0..3 {
+        produce(b, &input, &records[slices[kill]..slices[kill + 1]])?;
         let mut child = weir(dir.path()).spawn()?;
         std::thread::sleep(Duration::from_millis(1200 + rng.below(1500)));
         let done = child.try_wait()?;
         assert!(
             done.is_none(),
-            "run {kill} ended before its kill ({done:?}): the input is too small"
+            "run {kill} reads unbounded, yet ended before its kill ({done:?})"
         );
         child.kill()?;
         child.wait()?;
     }
     // A crash after a checkpoint's manifest, before its transaction commits.
+    produce(b, &input, &records[slices[3]..slices[4]])?;
+    std::fs::write(dir.path().join("weir.toml"), config(true))?;
     let crashed = weir(dir.path())
         .env("WEIR_FAULT_ABORT_BEFORE_KAFKA_COMMIT", "1")
         .output()?;
