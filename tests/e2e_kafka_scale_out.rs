@@ -163,13 +163,16 @@ sinks = [{{ type = "kafka", bootstrap = "{b}", topic = "{output}", transaction_t
     running.insert("d".into(), start(root, "d")?);
     std::thread::sleep(Duration::from_secs(2));
     produce(b, &input, &phase(2))?;
-    std::thread::sleep(Duration::from_secs(3));
+    let joined = Instant::now();
     let d = &running["d"];
-    assert!(
-        restores(&d.log).iter().any(|(_, p)| !p.is_empty()),
-        "partitions moved to the fourth instance: {:?}",
-        std::fs::read_to_string(&d.log)?
-    );
+    while !restores(&d.log).iter().any(|(_, p)| !p.is_empty()) {
+        assert!(
+            joined.elapsed() < deadline,
+            "no partitions moved to the fourth instance within {deadline:?}: {:?}",
+            std::fs::read_to_string(&d.log)?
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // One restarts on an empty disk; the last quarter and a record per partition far
     // ahead, which closes every window.
