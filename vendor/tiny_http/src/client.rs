@@ -104,6 +104,13 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // weir patch: a client that left before its address could be read (ENOTCONN)
+        // ends its connection here instead of panicking the pool thread below.
+        let remote_addr = match &self.remote_addr {
+            Ok(addr) => *addr,
+            Err(e) => return Err(ReadError::ReadIoError(IoError::new(e.kind(), e.to_string()))),
+        };
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -150,7 +157,7 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            remote_addr,
             data_source,
             writer,
         )
