@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use weir_config::{Delivery, Pipeline, Sink as SinkSpec};
@@ -17,6 +18,9 @@ use crate::metrics::{Counters, ShardCounters, add};
 
 use crate::sink::{BlackholeSink, ConsoleSink, FileSink, SinkWriter, StagedFileSink};
 use crate::source::{Source, SourceOutput};
+
+/// How long a group pipeline waits before it retries a failed restore from Kafka.
+const RESTORE_RETRY: Duration = Duration::from_millis(100);
 
 /// A source partition's watermark state on its reading shard.
 #[derive(Debug)]
@@ -466,6 +470,12 @@ impl ShardPipeline {
     }
 
     fn start_restore(&mut self, held: Vec<PartitionId>) {
+        self.start_restore_after(held, Duration::ZERO);
+    }
+
+    /// Restores `held` on a side thread that first waits `delay` (the back-off after a
+    /// failed restore), so the shard's executor never waits for it.
+    fn start_restore_after(&mut self, held: Vec<PartitionId>, delay: Duration) {
         let Some(group) = self.group.as_mut() else {
             return;
         };
@@ -476,6 +486,7 @@ impl ShardPipeline {
         let spec = group.source.clone();
         let ids: Vec<u32> = held.iter().map(|p| p.0).collect();
         match crate::kafka::spawn_unpinned(move || {
+            std::thread::sleep(delay);
             crate::kafka::group::restore_partitions(&spec, &ids)
         }) {
             Ok(rx) => group.restoring = Some((held, rx)),
@@ -519,13 +530,12 @@ impl ShardPipeline {
             Ok(Err(e)) => {
                 tracing::warn!(pipeline = %self.spec.id, error = %e, "restoring partitions from kafka failed; retrying");
                 let held = held.clone();
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                self.start_restore(held);
+                self.start_restore_after(held, RESTORE_RETRY);
                 return true;
             }
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
                 let held = held.clone();
-                self.start_restore(held);
+                self.start_restore_after(held, RESTORE_RETRY);
                 return true;
             }
         };
